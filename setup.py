@@ -1,0 +1,44 @@
+"""espnet_s3net: S3Net (sparse sharing sub-networks) as an ESPnet extension."""
+
+from setuptools import find_packages, setup
+
+# The torch / torchaudio / espnet triple is pinned together: torchaudio must match
+# torch's release, and espnet 202511 is the release these extension points target.
+install_requires = [
+    "torch==2.11.*",
+    "torchaudio==2.11.*",
+    "espnet==202511",
+    # imported by espnet2 code paths we use but not declared by espnet itself
+    "einops>=0.8",
+    "hydra-core>=1.3",
+    "sentencepiece==0.2.0",
+    "kaldiio>=2.18",
+    "jiwer>=3.0",
+    "soundfile>=0.12",
+    "soxr>=0.3",
+    "phonemizer>=3.3",
+    "espeakng-loader>=0.2.4",
+    "babel>=2.14",
+    "numpy>=1.24",
+    "PyYAML>=6.0",
+    "matplotlib>=3.7",
+    "tensorboard>=2.14",
+]
+
+setup(
+    name="espnet_s3net",
+    version="0.1.0",
+    description=(
+        "Language-adaptive cross-lingual speech representation learning with "
+        "sparse sharing sub-networks (S3Net) for ESPnet"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["espnet_s3net", "espnet_s3net.*"]),
+    python_requires=">=3.10",
+    install_requires=install_requires,
+    extras_require={
+        "test": ["pytest>=7.4", "transformers>=4.40", "scipy>=1.10"],
+    },
+)
