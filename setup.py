@@ -15,6 +15,7 @@ install_requires = [
     "kaldiio>=2.18",
     "jiwer>=3.0",
     "soundfile>=0.12",
+    "lameenc>=1.7",
     "soxr>=0.3",
     "phonemizer>=3.3",
     "espeakng-loader>=0.2.4",

@@ -1,0 +1,141 @@
+"""Per-language sub-network masks: bit-packed storage, metadata, model checks.
+
+File layout (``torch.save`` of plain types, loaded with ``weights_only=True``)::
+
+    {"format": "espnet_s3net.subnet_masks", "version": 1,
+     "names": [...], "shapes": [[...], ...], "languages": [...],
+     "bits": {lang: uint8 tensor},   # numpy.packbits of the concatenated flat masks
+     "meta": {method, scope, sparsity, seed, source_fingerprint, config, ...}}
+
+One bit per prunable weight per language (plus < 1 byte of padding per language).
+True / 1 = kept (in the sub-network).
+"""
+
+import hashlib
+import os
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import torch
+
+FORMAT = "espnet_s3net.subnet_masks"
+VERSION = 1
+
+
+def parameter_fingerprint(module: torch.nn.Module, names: Sequence[str]) -> str:
+    """sha256 over names, shapes, dtypes and values of ``module``'s tensors ``names``."""
+    params = dict(module.named_parameters())
+    digest = hashlib.sha256()
+    for name in names:
+        if name not in params:
+            raise ValueError(f"the model has no tensor {name}")
+        tensor = params[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+class SubnetMasks:
+    """Masks of several languages over the same prunable tensors.
+
+    Args:
+        names: prunable tensor names (relative to the XLSR model).
+        shapes: their shapes.
+        bits: language -> packed bits (uint8 tensor), masks concatenated in ``names`` order.
+        meta: method, scope, sparsity, seed, source_fingerprint, ...
+    """
+
+    def __init__(self, names: Sequence[str], shapes: Sequence[Sequence[int]],
+                 bits: Dict[str, torch.Tensor], meta: Dict[str, Any]):
+        self.names: List[str] = list(names)
+        self.shapes: Dict[str, torch.Size] = {n: torch.Size(s) for n, s in zip(names, shapes)}
+        self.languages: List[str] = sorted(bits)
+        self.meta = dict(meta)
+        self._bits = bits
+        self._numel = sum(s.numel() for s in self.shapes.values())
+        for lang, packed in bits.items():
+            if packed.numel() != (self._numel + 7) // 8:
+                raise ValueError(f"mask bits of {lang} hold {packed.numel()} bytes, expected {(self._numel + 7) // 8}")
+
+    @classmethod
+    def from_dense(cls, masks: Dict[str, Dict[str, torch.Tensor]], meta: Dict[str, Any]) -> "SubnetMasks":
+        """Pack ``{lang: {name: bool tensor}}`` (every language the same names and shapes)."""
+        if not masks:
+            raise ValueError("no language masks given")
+        first = next(iter(masks.values()))
+        names = list(first)
+        shapes = [tuple(first[n].shape) for n in names]
+        bits = {}
+        for lang, per_name in masks.items():
+            if list(per_name) != names:
+                raise ValueError(f"mask of {lang} covers other tensors than the first language's")
+            flat = torch.cat([per_name[n].reshape(-1).to("cpu", torch.bool) for n in names])
+            bits[lang] = torch.from_numpy(np.packbits(flat.numpy()))
+        return cls(names, shapes, bits, meta)
+
+    @classmethod
+    def load(cls, path: str) -> "SubnetMasks":
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"mask file {path} does not exist")
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an espnet_s3net mask file")
+        if data["version"] != VERSION:
+            raise ValueError(f"{path}: mask file version {data['version']}, this toolkit reads {VERSION}")
+        return cls(data["names"], data["shapes"], data["bits"], data["meta"])
+
+    def save(self, path: str) -> None:
+        """Write atomically (temp file + rename)."""
+        data = {"format": FORMAT, "version": VERSION, "names": self.names,
+                "shapes": [list(self.shapes[n]) for n in self.names],
+                "languages": self.languages, "bits": self._bits, "meta": self.meta}
+        tmp = f"{path}.tmp.{os.getpid()}"
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+
+    def _check_language(self, lang: str) -> None:
+        if lang not in self._bits:
+            raise ValueError(f"no mask for language {lang!r}; the mask file has: {', '.join(self.languages)}")
+
+    def flat(self, lang: str) -> torch.Tensor:
+        """Bool (numel,) of all tensors concatenated, for ``lang``."""
+        self._check_language(lang)
+        bits = np.unpackbits(self._bits[lang].numpy(), count=self._numel)
+        return torch.from_numpy(bits.astype(bool))
+
+    def dense(self, lang: str) -> Dict[str, torch.Tensor]:
+        """``{name: bool tensor of the tensor's shape}`` for ``lang``."""
+        flat = self.flat(lang)
+        out, start = {}, 0
+        for name in self.names:
+            shape = self.shapes[name]
+            out[name] = flat[start:start + shape.numel()].view(shape)
+            start += shape.numel()
+        return out
+
+    def check_model(self, module: torch.nn.Module) -> None:
+        """Raise ValueError naming the first tensor missing from ``module`` or of another shape."""
+        params = dict(module.named_parameters())
+        for name in self.names:
+            if name not in params:
+                raise ValueError(f"the mask file does not fit the model: it has no tensor {name}")
+            if params[name].shape != self.shapes[name]:
+                raise ValueError(
+                    f"the mask file does not fit the model: tensor {name} has shape "
+                    f"{tuple(params[name].shape)}, the masks expect {tuple(self.shapes[name])}"
+                )
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of names, shapes, languages and bits."""
+        digest = hashlib.sha256()
+        for name in self.names:
+            digest.update(f"{name}:{tuple(self.shapes[name])};".encode())
+        for lang in self.languages:
+            digest.update(lang.encode() + b"\0" + self._bits[lang].numpy().tobytes())
+        return digest.hexdigest()
+
+    @property
+    def numel(self) -> int:
+        """Prunable weights covered by each language's mask."""
+        return self._numel

@@ -1,0 +1,1 @@
+"""Synthetic Common Voice corpus: espeak-ng speech of real CLDR words."""
