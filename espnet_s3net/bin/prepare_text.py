@@ -1,11 +1,11 @@
-"""Write phone and character transcripts of one data directory (recipe stage 4).
+"""Write phone and character transcripts of data directories of one language (stage 4).
 
 Reads ``DIR/text`` (normalised sentences) and writes ``DIR/text_phn`` (space-separated
 phones from phonemizer + espeak-ng, cached in ``--cache_dir``) and ``DIR/text_char``
 (the normalised text, the input of char and bpe token types). Utterances whose
 sentence phonemizes to nothing are dropped from every file of the directory and
-recorded in ``DIR/skipped.tsv``. Phone transcripts already present in
-``DIR/text_phn`` (fixed split lists with phones) are kept; only the other
+recorded in ``DIR/skipped.tsv``. Phone transcripts given with fixed split lists
+(``DIR/text_phn_list``, written by stage 1) are used as they are; only the other
 utterances are phonemized. Rerunning gives identical files.
 """
 
@@ -27,7 +27,8 @@ def prepare_text(data_dir: str, locale: str, cache_dir: str = None, nj: int = 1)
         raise FileNotFoundError(f"{text_path} does not exist (run the earlier stages first)")
     text = read_kaldi_map(text_path)
     phn_path = os.path.join(data_dir, "text_phn")
-    given = read_kaldi_map(phn_path) if os.path.isfile(phn_path) else {}
+    list_path = os.path.join(data_dir, "text_phn_list")
+    given = read_kaldi_map(list_path) if os.path.isfile(list_path) else {}
     given = {utt: phones for utt, phones in given.items() if utt in text and phones.strip()}
     todo = sorted(utt for utt in text if utt not in given)
     phonemizer = Phonemizer(locale, cache_dir=cache_dir, njobs=nj)
@@ -48,7 +49,8 @@ def prepare_text(data_dir: str, locale: str, cache_dir: str = None, nj: int = 1)
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True, help="Kaldi-style data dir with a 'text' file")
+    parser.add_argument("--data_dir", required=True, nargs="+",
+                        help="Kaldi-style data dir(s) of this language, each with a 'text' file")
     parser.add_argument("--locale", required=True, help="language id, e.g. sv-SE")
     parser.add_argument("--cache_dir", default=None, help="phonemizer cache (one tsv per language)")
     parser.add_argument("--nj", type=int, default=1, help="phonemizer worker processes")
@@ -59,7 +61,8 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     args = get_parser().parse_args(argv)
     try:
-        prepare_text(args.data_dir, args.locale, args.cache_dir, args.nj)
+        for data_dir in args.data_dir:
+            prepare_text(data_dir, args.locale, args.cache_dir, args.nj)
     except (ValueError, FileNotFoundError) as exc:
         sys.exit(f"prepare_text: {exc}")
 

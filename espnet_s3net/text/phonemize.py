@@ -25,6 +25,9 @@ def _use_bundled_espeak() -> None:
     import espeakng_loader
     from phonemizer.backend.espeak.wrapper import EspeakWrapper
 
+    # the environment variables reach phonemizer's worker processes (njobs > 1) too
+    os.environ["PHONEMIZER_ESPEAK_LIBRARY"] = espeakng_loader.get_library_path()
+    os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
     EspeakWrapper.set_library(espeakng_loader.get_library_path())
     EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
     _espeak_ready = True

@@ -1,6 +1,7 @@
 """ESPnet token lists for phones, characters and a multilingual BPE model.
 
-Tokenisation is ESPnet's own (``espnet2.text.build_tokenizer``), so the list holds
+Tokenisation is ESPnet's own (the tokenizer classes ``build_tokenizer`` picks; imported
+directly, which avoids loading ESPnet's English g2p), so the list holds
 exactly the tokens the ASR task will see: phones use ESPnet's ``word`` tokenizer
 (space-separated phones), characters use ``char`` (a blank becomes ``<space>``),
 BPE uses ``bpe`` with a sentencepiece model trained here on all languages at once.
@@ -14,10 +15,23 @@ import os
 from collections import Counter
 from typing import Iterator, List, Optional
 
-from espnet2.text.build_tokenizer import build_tokenizer
-
 #: ESPnet token type used to tokenise each of our token types
 ESPNET_TOKEN_TYPE = {"phn": "word", "char": "char", "bpe": "bpe"}
+
+
+def _tokenizer(token_type: str, bpemodel: Optional[str]):
+    """The ESPnet tokenizer ``build_tokenizer(ESPNET_TOKEN_TYPE[token_type])`` returns."""
+    if token_type == "phn":
+        from espnet2.text.word_tokenizer import WordTokenizer
+
+        return WordTokenizer()
+    if token_type == "char":
+        from espnet2.text.char_tokenizer import CharTokenizer
+
+        return CharTokenizer()
+    from espnet2.text.sentencepiece_tokenizer import SentencepiecesTokenizer
+
+    return SentencepiecesTokenizer(bpemodel)
 
 
 def read_text_values(text_file: str) -> Iterator[str]:
@@ -70,7 +84,7 @@ def build_token_list(
         if not bpe_vocab_size:
             raise ValueError("token type bpe needs --bpe_vocab_size")
         bpemodel = train_bpe(text_file, output_dir, bpe_vocab_size, bpe_model_type)
-    tokenizer = build_tokenizer(ESPNET_TOKEN_TYPE[token_type], bpemodel=bpemodel)
+    tokenizer = _tokenizer(token_type, bpemodel)
     counts: Counter = Counter()
     for value in read_text_values(text_file):
         counts.update(tokenizer.text2tokens(value))

@@ -136,7 +136,7 @@ class LanguageMaskTrainer(Trainer):
         for lang in sorted(tally):
             t = tally[lang]
             mean = t["loss"] / t["n"] if t["n"] else float("nan")
-            logging.info(f"[{mode}] language {lang}: {t['steps']} batches ({t['steps'] / total:.3f}), "
+            logging.info(f"[{mode}] language {lang}: {int(t['steps'])} batches ({t['steps'] / total:.3f}), "
                          f"mean loss {mean:.4f}")
 
     @staticmethod

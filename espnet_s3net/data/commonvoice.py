@@ -1,0 +1,216 @@
+"""Read a Common Voice release (any schema generation) into per-split utterance records.
+
+A release directory holds ``<locale>/{train,dev,test,validated}.tsv`` and
+``<locale>/clips/*.mp3``. Columns are found by header name: old releases have
+``client_id path sentence up_votes down_votes age gender accent``, newer ones add
+``sentence_id sentence_domain accents variant locale segment``; only
+``client_id``, ``path`` and ``sentence`` are needed.
+
+Every row that cannot be used becomes a ``(item, reason)`` skip; nothing is
+dropped silently.
+"""
+
+import csv
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from espnet_s3net.text.normalize import normalize_sentence
+
+SPLITS = ("train", "dev", "test")
+REQUIRED_COLUMNS = ("client_id", "path", "sentence")
+Skip = Tuple[str, str]
+
+
+@dataclass
+class Utterance:
+    """One clip of a split. ``utt_id`` sorts by speaker (it starts with ``speaker``)."""
+
+    utt_id: str
+    speaker: str
+    locale: str
+    audio: str
+    text: str
+    phones: Optional[str] = None
+
+
+def speaker_id(locale: str, client_id: str) -> str:
+    return f"{locale}-{hashlib.sha1(client_id.encode('utf-8')).hexdigest()[:16]}"
+
+
+def clip_stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def release_locales(cv_root: str) -> List[str]:
+    """Locales of a release: sub-directories that hold a ``validated.tsv`` or ``train.tsv``."""
+    if not os.path.isdir(cv_root):
+        raise ValueError(f"Common Voice release directory {cv_root} does not exist")
+    return sorted(
+        name for name in os.listdir(cv_root)
+        if any(os.path.isfile(os.path.join(cv_root, name, f"{s}.tsv")) for s in ("validated", "train"))
+    )
+
+
+def check_release(cv_root: str, locales: Sequence[str]) -> None:
+    """Error naming the path when the release has no tsv files, or listing its locales
+    when a requested locale is missing."""
+    available = release_locales(cv_root)
+    if not available:
+        raise ValueError(f"{cv_root} holds no Common Voice tsv files (<locale>/train.tsv, validated.tsv)")
+    missing = [loc for loc in locales if loc not in available]
+    if missing:
+        raise ValueError(f"locale(s) {', '.join(missing)} not in the release {cv_root}; "
+                         f"it contains: {', '.join(available)}")
+
+
+def read_tsv(path: str) -> Tuple[List[Dict[str, str]], List[Skip]]:
+    """Rows of a Common Voice tsv as dicts keyed by header name, and the skipped rows.
+
+    A row whose number of fields differs from the header's is skipped with its line.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} does not exist")
+    rows, skips = [], []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path} is empty (no header line)")
+        absent = [c for c in REQUIRED_COLUMNS if c not in header]
+        if absent:
+            raise ValueError(f"{path}: header lacks column(s) {', '.join(absent)}; header: {header}")
+        for lineno, fields in enumerate(reader, 2):
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                skips.append((f"{path}:{lineno}", f"row has {len(fields)} fields, header has {len(header)}"))
+                continue
+            rows.append(dict(zip(header, fields)))
+    return rows, skips
+
+
+def read_clip_durations(locale_dir: str) -> Dict[str, float]:
+    """Clip -> seconds from ``clip_durations.tsv`` (``clip<TAB>duration[ms]``) if present."""
+    path = os.path.join(locale_dir, "clip_durations.tsv")
+    if not os.path.isfile(path):
+        return {}
+    out = {}
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t")
+        next(reader, None)
+        for fields in reader:
+            if len(fields) >= 2:
+                out[fields[0]] = float(fields[1]) / 1000.0
+    return out
+
+
+def _utterances(rows: List[Dict[str, str]], locale: str, clips_dir: str,
+                phones: Optional[Dict[str, str]] = None) -> Tuple[List[Utterance], List[Skip]]:
+    """Turn tsv rows into utterances; skip missing/empty clips and unusable sentences."""
+    out, skips, seen = [], [], set()
+    for row in rows:
+        path = row["path"]
+        audio = os.path.join(clips_dir, path)
+        if path in seen:
+            skips.append((path, "duplicate clip path"))
+            continue
+        seen.add(path)
+        if not os.path.isfile(audio):
+            skips.append((path, "missing clip file"))
+            continue
+        if os.path.getsize(audio) == 0:
+            skips.append((path, "zero-byte clip"))
+            continue
+        text, reason = normalize_sentence(row["sentence"], locale)
+        if text is None:
+            skips.append((path, reason))
+            continue
+        spk = speaker_id(locale, row["client_id"])
+        utt_phones = phones.get(clip_stem(path)) if phones else None
+        out.append(Utterance(f"{spk}-{clip_stem(path)}", spk, locale, os.path.abspath(audio), text, utt_phones))
+    return out, skips
+
+
+def _cap_hours(utts: List[Utterance], durations: Dict[str, float], max_hours: float) -> List[Utterance]:
+    """Deterministic subset of at most ``max_hours`` (clips ordered by a hash of their id)."""
+    def seconds(u: Utterance) -> float:
+        name = os.path.basename(u.audio)
+        if name not in durations:
+            import soundfile
+
+            durations[name] = soundfile.info(u.audio).duration
+        return durations[name]
+
+    kept, total = [], 0.0
+    for utt in sorted(utts, key=lambda u: hashlib.sha1(u.utt_id.encode()).hexdigest()):
+        length = seconds(utt)
+        if total + length > max_hours * 3600:
+            continue
+        kept.append(utt)
+        total += length
+    return kept
+
+
+def _read_split_list(path: str) -> Dict[str, Optional[str]]:
+    """``clip [phones...]`` lines -> {clip stem: phones or None}."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            clip, _, phones = line.strip().partition(" ")
+            if clip:
+                out[clip_stem(clip)] = phones.strip() or None
+    return out
+
+
+def prepare_locale(
+    cv_root: str,
+    locale: str,
+    train_from: str = "train",
+    max_train_hours: Optional[float] = None,
+    split_list_dir: Optional[str] = None,
+) -> Dict[str, Tuple[List[Utterance], List[Skip]]]:
+    """Utterances and skips of the train/dev/test splits of one locale.
+
+    Args:
+        train_from: ``"train"`` (the release's split) or ``"validated"`` (validated
+            minus the dev and test clips, ESPnet's Common Voice convention).
+        max_train_hours: cap on train hours (deterministic subset).
+        split_list_dir: fixed lists ``<dir>/<locale>/{train,dev,test}.txt`` of clip ids
+            with optional phone transcripts; clips are taken from ``validated.tsv``.
+    """
+    if train_from not in ("train", "validated"):
+        raise ValueError(f"train_from must be 'train' or 'validated', got {train_from!r}")
+    locale_dir = os.path.join(cv_root, locale)
+    clips_dir = os.path.join(locale_dir, "clips")
+    result = {}
+    if split_list_dir is not None:
+        rows, bad = read_tsv(os.path.join(locale_dir, "validated.tsv"))
+        by_stem = {clip_stem(r["path"]): r for r in rows}
+        for split in SPLITS:
+            listed = _read_split_list(os.path.join(split_list_dir, locale, f"{split}.txt"))
+            skips = list(bad) if split == "train" else []
+            skips += [(clip, "listed clip not in validated.tsv") for clip in listed if clip not in by_stem]
+            utts, more = _utterances([by_stem[c] for c in listed if c in by_stem], locale, clips_dir,
+                                     {c: p for c, p in listed.items() if p})
+            result[split] = (utts, skips + more)
+    else:
+        tables = {split: read_tsv(os.path.join(locale_dir, f"{split}.tsv")) for split in ("dev", "test")}
+        if train_from == "validated":
+            rows, bad = read_tsv(os.path.join(locale_dir, "validated.tsv"))
+            held_out = {r["path"] for split in ("dev", "test") for r in tables[split][0]}
+            tables["train"] = ([r for r in rows if r["path"] not in held_out], bad)
+        else:
+            tables["train"] = read_tsv(os.path.join(locale_dir, "train.tsv"))
+        for split in SPLITS:
+            rows, bad = tables[split]
+            utts, skips = _utterances(rows, locale, clips_dir)
+            result[split] = (utts, bad + skips)
+    if max_train_hours is not None:
+        utts, skips = result["train"]
+        kept = _cap_hours(utts, read_clip_durations(locale_dir), max_train_hours)
+        logging.info(f"{locale}: train capped at {max_train_hours} h: {len(kept)} of {len(utts)} clips")
+        result["train"] = (kept, skips)
+    return result
