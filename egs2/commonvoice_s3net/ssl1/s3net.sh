@@ -9,6 +9,8 @@
 #   4  transcripts: phones (phonemizer + espeak-ng), char text, token lists
 #   5  data report: data/data_report.md
 #   6  XLSR (wav2vec 2.0) pre-training on dump/raw/train_multi
+#   7  sub-network extraction per language (TE, LTH, random) + mask report
+#   8  S3Net language-adaptive training from the pre-trained model with each mask file
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (s3net.sh:${BASH_LINENO[0]}) $*"; }
@@ -42,6 +44,12 @@ pretrain_config=conf/pretrain_xlsr_small.yaml  # ESPnet config of XLSR pre-train
 pretrain_args=          # extra options for espnet_s3net.bin.ssl_train, e.g. "--max_epoch 2"
 pretrain_init=          # public checkpoint to start from: fairseq .pt or Hugging Face dir
 skip_pretrain=false     # true: no pre-training; later stages start from pretrain_init
+pretrain_model=valid.loss.ave.pth  # checkpoint of stage 6 that stages 7-8 start from
+# stages 7-8: sub-networks and S3Net training
+subnet_methods="te lth" # extraction methods (te, lth, random); one S3Net model each
+extract_conf_dir=conf   # holds extract_<method>.yaml
+s3net_train_config=conf/s3net_train_small.yaml  # ESPnet config of S3Net training
+s3net_train_args=       # extra options for espnet_s3net.bin.ssl_train in stage 8
 
 . ./path.sh
 . ./cmd.sh
@@ -163,6 +171,55 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
                 ${_opts} ${pretrain_args}
         log "Stage 6: done: ${pretrain_dir}/valid.loss.ave.pth (log: ${pretrain_dir}/train.log)"
     fi
+fi
+
+if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
+    for method in ${subnet_methods}; do
+        out=${expdir}/subnets_${method}
+        if [ -f "${out}/masks.pt" ]; then
+            log "Stage 7: ${out}/masks.pt exists"
+            continue
+        fi
+        log "Stage 7: ${method} sub-networks of ${langs} -> ${out}/masks.pt"
+        mkdir -p "${out}"
+        ${cuda_cmd} "${out}/extract.log" \
+            ${python} -m espnet_s3net.bin.extract_subnets --config "${extract_conf_dir}/extract_${method}.yaml" \
+                --model_config "${expdir}/xlsr_pretrain/config.yaml" \
+                --model_file "${expdir}/xlsr_pretrain/${pretrain_model}" \
+                --data_root "${raw}" --langs "${langs}" --output "${out}/masks.pt" --ngpu "${ngpu}"
+        ${python} -m espnet_s3net.bin.mask_report --masks "${out}/masks.pt" > "${out}/report.log"
+        log "Stage 7: report: ${out}/masks_report.md"
+    done
+fi
+
+if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
+    for method in ${subnet_methods}; do
+        out=${expdir}/s3net_${method}
+        if [ -e "${out}/valid.loss.ave.pth" ]; then
+            log "Stage 8: S3Net training (${method}) already finished: ${out}"
+            continue
+        fi
+        log "Stage 8: S3Net training with the ${method} sub-networks -> ${out}"
+        mkdir -p "${out}"
+        # the experiment carries its masks (the trainer also records their fingerprint)
+        cp "${expdir}/subnets_${method}/masks.pt" "${out}/masks.pt"
+        # shellcheck disable=SC2086
+        ${cuda_cmd} "${out}/train.log" \
+            ${python} -m espnet_s3net.bin.ssl_train \
+                --config "${s3net_train_config}" \
+                --ngpu "${ngpu}" \
+                --multiprocessing_distributed true \
+                --resume true \
+                --init_param "${expdir}/xlsr_pretrain/${pretrain_model}" \
+                --model_conf mask_file="${out}/masks.pt" \
+                --output_dir "${out}" \
+                --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
+                --train_shape_file ${raw}/train_multi/utt2num_samples \
+                --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
+                --valid_shape_file ${raw}/dev_multi/utt2num_samples \
+                ${s3net_train_args}
+        log "Stage 8: done: ${out}/valid.loss.ave.pth (log: ${out}/train.log)"
+    done
 fi
 
 log "Finished stages ${stage}-${stop_stage}"

@@ -1,0 +1,126 @@
+"""Per-language sub-network extraction: Taylor importance (TE), lottery tickets (LTH), random.
+
+All methods work on any model whose ``forward(speech, speech_lengths)`` returns ESPnet's
+``(loss, stats, weight)`` and whose prunable tensors are given by name (relative to the
+module the masks are for, e.g. the XLSR model inside the task model).
+
+- TE: ``I_i = (g_i θ_i)^2`` where ``g = ∂L(D^l, θ)/∂θ`` is the gradient of the loss on the
+  language's data at the starting weights, accumulated (summed) over the given batches,
+  i.e. the first-order Taylor estimate of the loss change when ``θ_i`` is removed.
+- LTH: a copy of the model is trained on the language alone, then magnitude-pruned; the
+  mask is meant for the *starting* weights. With ``rounds = k > 1`` (iterative pruning),
+  each round rewinds the surviving weights to their starting values, trains with the
+  mask applied and prunes a further fraction, so that ``(1 - f)^k = 1 - sparsity``.
+"""
+
+import copy
+import os
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from espnet_s3net.data.kaldi_dir import read_kaldi_map
+from espnet_s3net.masks.pruning import masks_from_scores, random_masks
+
+Batch = Tuple[torch.Tensor, torch.Tensor]
+
+
+def language_batches(data_dir: str, batch_bins: int, max_batches: int, seed: int) -> List[Batch]:
+    """Up to ``max_batches`` padded batches (speech (B, S), lengths (B,)) of a dump dir,
+    utterances in a seeded random order, ``max length × count ≤ batch_bins`` samples."""
+    import soundfile as sf
+
+    wav = read_kaldi_map(os.path.join(data_dir, "wav.scp"))
+    lengths = {u: int(n) for u, n in read_kaldi_map(os.path.join(data_dir, "utt2num_samples")).items()}
+    order = list(np.random.default_rng(seed).permutation(sorted(wav)))
+    batches, current = [], []
+    for utt in order + [None]:
+        if utt is not None and (not current or max(lengths[u] for u in current + [utt]) * (len(current) + 1) <= batch_bins):
+            current.append(utt)
+            continue
+        if current:
+            audio = [torch.from_numpy(sf.read(wav[u], dtype="float32")[0]) for u in current]
+            lens = torch.tensor([len(a) for a in audio])
+            speech = torch.zeros(len(audio), int(lens.max()))
+            for i, a in enumerate(audio):
+                speech[i, : len(a)] = a
+            batches.append((speech, lens))
+            if len(batches) == max_batches:
+                break
+        current = [utt] if utt is not None else []
+    if not batches:
+        raise ValueError(f"{data_dir} gave no batch (is it empty?)")
+    return batches
+
+
+def _cycle(batches: Sequence[Batch]) -> Iterator[Batch]:
+    while True:
+        yield from batches
+
+
+def _loss(model: torch.nn.Module, batch: Batch, device: torch.device) -> torch.Tensor:
+    speech, lengths = batch
+    loss, _, _ = model(speech.to(device), lengths.to(device))
+    return loss.mean()
+
+
+def taylor_importance(model: torch.nn.Module, params: Dict[str, torch.nn.Parameter],
+                      batches: Sequence[Batch], device: torch.device) -> Dict[str, torch.Tensor]:
+    """``(g θ)^2`` per prunable tensor, ``g`` accumulated over ``batches``."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    for batch in batches:
+        _loss(model, batch, device).backward()
+    scores = {}
+    for name, p in params.items():
+        if p.grad is None:
+            raise ValueError(f"tensor {name} got no gradient from the loss")
+        scores[name] = (p.grad.detach() * p.detach()).pow(2)
+    model.zero_grad(set_to_none=True)
+    return scores
+
+
+def lth_masks(model: torch.nn.Module, names: Sequence[str], find_params: Callable[[torch.nn.Module], Dict[str, torch.nn.Parameter]],
+              batches: Sequence[Batch], steps: int, lr: float, rounds: int, sparsity: float, scope: str,
+              device: torch.device) -> Dict[str, torch.Tensor]:
+    """Lottery-ticket masks of one language (see the module docstring)."""
+    trained = copy.deepcopy(model)
+    params = find_params(trained)
+    start = {n: params[n].detach().clone() for n in names}
+    keep = {n: torch.ones_like(start[n], dtype=torch.bool) for n in names}
+    data = _cycle(batches)
+    for r in range(1, rounds + 1):
+        with torch.no_grad():
+            for n in names:
+                params[n].copy_(start[n] * keep[n])
+        optim = torch.optim.Adam(trained.parameters(), lr=lr)
+        trained.train()
+        for _ in range(steps):
+            optim.zero_grad(set_to_none=True)
+            _loss(trained, next(data), device).backward()
+            optim.step()
+            with torch.no_grad():
+                for n in names:
+                    params[n].mul_(keep[n])
+        target = 1.0 - (1.0 - sparsity) ** (r / rounds)
+        # already pruned entries stay pruned: they score below every surviving weight
+        scores = {n: torch.where(keep[n], params[n].detach().abs(), torch.full_like(start[n], -1.0)) for n in names}
+        keep = masks_from_scores(scores, target, scope)
+    return keep
+
+
+def extract_language(method: str, model: torch.nn.Module, find_params, batches: Sequence[Batch], cfg: Dict,
+                     device: torch.device, seed: int) -> Dict[str, torch.Tensor]:
+    """Masks of one language with ``method`` in te | lth | random."""
+    torch.manual_seed(seed)
+    params = find_params(model)
+    if method == "te":
+        return masks_from_scores(taylor_importance(model, params, batches, device), cfg["sparsity"], cfg["scope"])
+    if method == "lth":
+        return lth_masks(model, list(params), find_params, batches, cfg["lth_steps"], cfg["lth_lr"],
+                         cfg["lth_rounds"], cfg["sparsity"], cfg["scope"], device)
+    if method == "random":
+        return random_masks(params, cfg["sparsity"], cfg["scope"], seed)
+    raise ValueError(f"unknown extraction method {method!r}: te, lth or random")
+
