@@ -80,8 +80,9 @@ class LanguageMasker:
                 logging.warning(f"no sub-network mask for language {lang!r}: using the dense model")
                 self._warned.add(lang)
         if any(p.grad is not None for p in self.params):
+            current = f"language {self.active}" if self.active else "the dense model"
             raise RuntimeError(
-                f"switching from language {self.active} to {lang} while gradients are pending: "
+                f"switching from {current} to language {lang} while gradients are pending: "
                 "an accumulation group must hold one language"
             )
         self.deactivate()

@@ -8,6 +8,7 @@ import soundfile as sf
 
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, validate_data_dir
 from espnet_s3net.languages import XLSR10
+from espnet_s3net.masks.mask_file import SubnetMasks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,8 +19,9 @@ def test_recipe_stages_on_tiny_corpus(tmp_path):
                     ignore=shutil.ignore_patterns("data", "dump", "exp", "synth_cv"))
     (tmp_path / "tools").symlink_to(REPO / "tools")
     result = subprocess.run(
-        ["./run.sh", "--synth_size", "tiny", "--nj", "2", "--stop_stage", "6",
-         "--pretrain_config", "conf/pretrain_xlsr_tiny.yaml"],
+        ["./run.sh", "--synth_size", "tiny", "--nj", "2", "--stop_stage", "8",
+         "--pretrain_config", "conf/pretrain_xlsr_tiny.yaml", "--s3net_train_config", "conf/s3net_train_tiny.yaml",
+         "--subnet_methods", "te lth random"],
         cwd=recipe, capture_output=True, text=True, timeout=900, env={"PATH": "/usr/bin:/bin", "COMMONVOICE": ""},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -40,7 +42,18 @@ def test_recipe_stages_on_tiny_corpus(tmp_path):
     assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>" and len(tokens) > 50
     report = (recipe / "data" / "data_report.md").read_text()
     assert all(f"| {lang} | train |" in report for lang in XLSR10)
-    assert (recipe / "exp" / "xlsr_pretrain" / "valid.loss.ave.pth").exists()
+    exp = recipe / "exp"
+    assert (exp / "xlsr_pretrain" / "valid.loss.ave.pth").exists()
+    for method in ("te", "lth", "random"):
+        masks = SubnetMasks.load(str(exp / f"subnets_{method}" / "masks.pt"))
+        assert masks.languages == sorted(XLSR10) and masks.meta["method"] == method
+        assert (exp / f"subnets_{method}" / "masks_report.md").exists()
+        assert (exp / f"subnets_{method}" / "masks_iou_all.png").exists()
+        s3net = exp / f"s3net_{method}"
+        assert (s3net / "valid.loss.ave.pth").exists()
+        assert (s3net / "masks.fingerprint").read_text().strip() == masks.fingerprint
+        log = (s3net / "train.log").read_text()
+        assert "[train] language" in log and "target p_l" in log
     # every stage is restartable: a rerun of stages 3-5 leaves the outputs identical
     before = {p: p.read_bytes() for p in raw.rglob("*") if p.is_file() and p.suffix != ".flac"}
     rerun = subprocess.run(["./run.sh", "--synth_size", "tiny", "--nj", "2", "--stage", "3", "--stop_stage", "5"],

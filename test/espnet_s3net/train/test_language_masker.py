@@ -126,7 +126,7 @@ def test_language_switch_with_pending_gradients_is_refused():
     model, _, masker, _ = _setup(OPTIMIZERS["adam"])
     masker.activate("es")
     model(torch.randn(2, 6)).sum().backward()
-    with pytest.raises(RuntimeError, match="from language es to fr while gradients are pending"):
+    with pytest.raises(RuntimeError, match="from language es to language fr while gradients are pending"):
         masker.activate("fr")
 
 

@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+
+
+def _masks(shapes, langs=("es", "fr"), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return {lang: {f"t{i}": torch.rand(s, generator=gen) < 0.5 for i, s in enumerate(shapes)} for lang in langs}
+
+
+def test_bitpack_round_trip_with_odd_sizes(tmp_path):
+    dense = _masks([(3, 5), (7,), (1, 1, 9)])
+    masks = SubnetMasks.from_dense(dense, {"method": "te", "sparsity": 0.5})
+    masks.save(str(tmp_path / "m.pt"))
+    loaded = SubnetMasks.load(str(tmp_path / "m.pt"))
+    assert loaded.languages == ["es", "fr"] and loaded.meta["method"] == "te"
+    for lang in dense:
+        for name, m in dense[lang].items():
+            assert torch.equal(loaded.dense(lang)[name], m)
+    assert loaded.fingerprint == masks.fingerprint
+    assert loaded.fingerprint != SubnetMasks.from_dense(_masks([(3, 5), (7,), (1, 1, 9)], seed=1), {}).fingerprint
+
+
+def test_storage_is_one_bit_per_weight():
+    masks = SubnetMasks.from_dense(_masks([(1000, 17)]), {})
+    assert all(b.numel() == (17000 + 7) // 8 for b in masks._bits.values())
+
+
+def test_mask_file_for_another_model_is_refused():
+    model = torch.nn.Sequential(torch.nn.Linear(5, 3))
+    masks = SubnetMasks.from_dense({"es": {"0.weight": torch.ones(3, 4, dtype=torch.bool)}}, {})
+    with pytest.raises(ValueError, match=r"tensor 0\.weight has shape \(3, 5\), the masks expect \(3, 4\)"):
+        masks.check_model(model)
+    other = SubnetMasks.from_dense({"es": {"1.weight": torch.ones(3, 5, dtype=torch.bool)}}, {})
+    with pytest.raises(ValueError, match="it has no tensor 1.weight"):
+        other.check_model(model)
+    with pytest.raises(ValueError, match="no mask for language 'it'; the mask file has: es"):
+        masks.dense("it")
+
+
+def test_parameter_fingerprint_tracks_values():
+    model = torch.nn.Linear(4, 2)
+    before = parameter_fingerprint(model, ["weight"])
+    assert before == parameter_fingerprint(model, ["weight"])
+    with torch.no_grad():
+        model.weight[0, 0] += 1e-6
+    assert parameter_fingerprint(model, ["weight"]) != before
+
+
+def test_not_a_mask_file(tmp_path):
+    torch.save({"x": 1}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not an espnet_s3net mask file"):
+        SubnetMasks.load(str(tmp_path / "x.pt"))
