@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# S3Net recipe stages. Every option below can be given as --name value or --name-value.
+# S3Net recipe stages. Every option below can be given as --foo_bar value or --foo-bar value.
 # Stages (run --stage N --stop_stage M for a range; each can be rerun and redoes or
 # resumes its work cleanly):
 #   0  synthesise a corpus in the Common Voice layout (only when COMMONVOICE is empty)
