@@ -218,13 +218,23 @@ class XLSRModel(torch.nn.Module):
             (when layer drop skips layers in training, fewer entries); frame lengths (B,).
         """
         features, frames = self.extract_features(wav, lengths)
+        return self.encode_features(features, frames, time_mask, channel_mask), frames
+
+    def encode_features(
+        self,
+        features: torch.Tensor,
+        frames: Optional[torch.Tensor],
+        time_mask: Optional[torch.Tensor] = None,
+        channel_mask: Optional[torch.Tensor] = None,
+    ) -> List[torch.Tensor]:
+        """:meth:`encode` from conv features (B, T, C) and frame lengths (B,)."""
         x = self.encoder.feature_projection(features)
         if time_mask is not None:
             x = torch.where(time_mask[..., None], self.mask_emb.to(x.dtype), x)
         if channel_mask is not None:
             x = x.masked_fill(channel_mask[:, None, :], 0.0)
         x, attention_mask = self._padding(x, frames)
-        return self._transformer(x, attention_mask, all_layers=True), frames
+        return self._transformer(x, attention_mask, all_layers=True)
 
     def forward_pretrain(
         self,

@@ -11,6 +11,10 @@
 #   6  XLSR (wav2vec 2.0) pre-training on dump/raw/train_multi
 #   7  sub-network extraction per language (TE, LTH, random) + mask report
 #   8  S3Net language-adaptive training from the pre-trained model with each mask file
+#   9  multilingual CTC fine-tuning (s3net frontend) of every model in finetune_models
+#  10  CTC greedy decoding of every test language (with its sub-network)
+#  11  scoring with sclite (phones: score_wer = PER; chars: score_cer)
+#  12  RESULTS.md: one row per model, one column per language, High / Low / Avg
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (s3net.sh:${BASH_LINENO[0]}) $*"; }
@@ -50,6 +54,12 @@ subnet_methods="te lth" # extraction methods (te, lth, random); one S3Net model 
 extract_conf_dir=conf   # holds extract_<method>.yaml
 s3net_train_config=conf/s3net_train_small.yaml  # ESPnet config of S3Net training
 s3net_train_args=       # extra options for espnet_s3net.bin.ssl_train in stage 8
+# stages 9-12: fine-tuning, decoding, scoring
+finetune_models="xlsr s3net_te s3net_lth"  # xlsr = the dense pre-trained model, s3net_<method>
+asr_config=conf/asr_ctc_small.yaml  # ESPnet ASR config with frontend: s3net
+asr_args=               # extra options for espnet_s3net.bin.asr_train
+missing_lang_mask=error # decoding a language without a mask: error or dense (logged)
+high_langs=             # High columns of RESULTS.md (default: top 5 by XLSR-10 hours)
 
 . ./path.sh
 . ./cmd.sh
@@ -220,6 +230,78 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
                 ${s3net_train_args}
         log "Stage 8: done: ${out}/valid.loss.ave.pth (log: ${out}/train.log)"
     done
+fi
+
+case "${token_type}" in
+    phn) espnet_token_type=word; text_name=text_phn; score_dir=score_wer; score_unit=word ;;
+    char) espnet_token_type=char; text_name=text_char; score_dir=score_cer; score_unit=char ;;
+    bpe) espnet_token_type=bpe; text_name=text_char; score_dir=score_cer; score_unit=char ;;
+    *) log "Error: token_type must be phn, char or bpe"; exit 1 ;;
+esac
+# finetune model name -> directory of its self-supervised model
+ssl_dir_of() { if [ "$1" = xlsr ]; then echo "${expdir}/xlsr_pretrain"; else echo "${expdir}/$1"; fi; }
+
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
+    for model in ${finetune_models}; do
+        src=$(ssl_dir_of "${model}")
+        out=${expdir}/asr_${model}
+        if [ -e "${out}/valid.loss.ave.pth" ]; then
+            log "Stage 9: fine-tuning of ${model} already finished: ${out}"
+            continue
+        fi
+        log "Stage 9: CTC fine-tuning (${token_type}) of ${model} (${src}) -> ${out}"
+        _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${pretrain_model} "
+        [ -f "${src}/masks.pt" ] && _opts+="--frontend_conf mask_file=${src}/masks.pt "
+        [ "${token_type}" = bpe ] && _opts+="--bpemodel data/token_list/bpe/bpe.model "
+        mkdir -p "${out}"
+        # shellcheck disable=SC2086
+        ${cuda_cmd} "${out}/train.log" \
+            ${python} -m espnet_s3net.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" \
+                --multiprocessing_distributed true --resume true --output_dir "${out}" \
+                --mask_source_check false \
+                --token_type "${espnet_token_type}" --token_list "data/token_list/${token_type}/tokens.txt" \
+                --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
+                --train_data_path_and_name_and_type ${raw}/train_multi/${text_name},text,text \
+                --train_shape_file ${raw}/train_multi/utt2num_samples \
+                --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
+                --valid_data_path_and_name_and_type ${raw}/dev_multi/${text_name},text,text \
+                --valid_shape_file ${raw}/dev_multi/utt2num_samples \
+                ${_opts} ${asr_args}
+    done
+fi
+
+if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
+    for model in ${finetune_models}; do
+        out=${expdir}/asr_${model}
+        _sets=
+        for l in ${langs}; do _sets+="test_${l} "; done
+        log "Stage 10: decoding ${_sets}with ${out}"
+        # shellcheck disable=SC2086
+        ${decode_cmd} "${out}/decode.log" \
+            ${python} -m espnet_s3net.bin.asr_inference --asr_train_config "${out}/config.yaml" \
+                --asr_model_file "${out}/valid.loss.ave.pth" --data_root "${raw}" --test_sets ${_sets} \
+                --output_root "${out}" --missing_lang_mask "${missing_lang_mask}" --ngpu "${ngpu}"
+    done
+fi
+
+if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
+    for model in ${finetune_models}; do
+        for l in ${langs}; do
+            d=${expdir}/asr_${model}/decode_test_${l}
+            ${python} -m espnet_s3net.bin.score --ref "${raw}/test_${l}/${text_name}" --hyp "${d}/text" \
+                --output_dir "${d}/${score_dir}" --unit "${score_unit}" > "${d}/score.log"
+        done
+        log "Stage 11: scored ${expdir}/asr_${model} (${score_dir})"
+    done
+fi
+
+if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
+    log "Stage 12: ${expdir}/RESULTS.md"
+    _dirs=
+    for model in ${finetune_models}; do _dirs+="${expdir}/asr_${model} "; done
+    # shellcheck disable=SC2086
+    ${python} -m espnet_s3net.bin.make_results --exp_dirs ${_dirs} --langs "${langs}" \
+        --output "${expdir}/RESULTS.md" --score "${score_dir}" ${high_langs:+--high "${high_langs}"}
 fi
 
 log "Finished stages ${stage}-${stop_stage}"

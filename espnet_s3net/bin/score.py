@@ -1,0 +1,31 @@
+"""Score hypotheses against references with sclite (recipe stage 11).
+
+    python -m espnet_s3net.bin.score --ref dump/raw/test_es/text_phn \\
+        --hyp exp/asr_xlsr/decode_test_es/text --output_dir exp/asr_xlsr/decode_test_es/score_wer --unit word
+
+For phone transcripts ``--unit word`` gives the phoneme error rate (phones are the words).
+"""
+
+import argparse
+import sys
+
+from espnet_s3net.data.kaldi_dir import read_kaldi_map
+from espnet_s3net.scoring.sclite import score
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ref", required=True)
+    parser.add_argument("--hyp", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--unit", default="word", choices=["word", "char"])
+    args = parser.parse_args(argv)
+    try:
+        rate = score(read_kaldi_map(args.ref), read_kaldi_map(args.hyp), args.output_dir, args.unit)
+    except (ValueError, FileNotFoundError) as exc:
+        sys.exit(f"score: {exc}")
+    print(f"{args.output_dir}: {rate:.1f}%")
+
+
+if __name__ == "__main__":
+    main()

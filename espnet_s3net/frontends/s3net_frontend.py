@@ -1,0 +1,122 @@
+"""The ``s3net`` ESPnet frontend: a (sparse-shared) XLSR model as an ASR frontend.
+
+The XLSR model comes from one of
+- ``ssl_config`` + ``ssl_model_file``: a checkpoint of our pre-training or S3Net training
+  (``exp/xlsr_pretrain``, ``exp/s3net_<method>``);
+- ``init_checkpoint``: a public fairseq ``.pt`` file or Hugging Face directory (with
+  ``xlsr_conf`` giving the matching architecture, or read from the HF ``config.json``);
+- ``xlsr_conf`` alone: a named configuration from scratch (tests).
+
+With ``mask_file`` each language's sub-network is used: the ``LanguageMaskTrainer`` puts
+the batch's language mask on the weights during fine-tuning, and decoding puts the test
+language's mask on once. Without it this is a plain XLSR frontend.
+
+Fine-tuning options as in XLSR: frozen conv feature encoder, transformer frozen for the
+first ``freeze_transformer_steps`` training forwards (= updates without gradient
+accumulation), wav2vec 2.0 time and channel masking. Output: the last layer or a learned
+softmax-weighted sum of all layers.
+"""
+
+from typing import Dict, Optional, Tuple
+
+import torch
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+
+from espnet_s3net.models.pretrain_model import build_xlsr
+from espnet_s3net.models.span_mask import span_mask
+
+
+def _load_xlsr(xlsr_conf, ssl_config, ssl_model_file, init_checkpoint):
+    if ssl_config is not None:
+        from espnet_s3net.tasks.xlsr_pretrain import XLSRPretrainTask
+
+        if ssl_model_file is None:
+            raise ValueError("ssl_config needs ssl_model_file")
+        model, _ = XLSRPretrainTask.build_model_from_file(ssl_config, ssl_model_file, "cpu")
+        return model.xlsr
+    if xlsr_conf is None and init_checkpoint is not None:
+        from espnet_s3net.models.checkpoint_import import load_pretrained, read_huggingface_config
+        from espnet_s3net.models.xlsr import XLSRModel
+
+        xlsr = XLSRModel(read_huggingface_config(init_checkpoint))
+        load_pretrained(xlsr, init_checkpoint)
+        return xlsr
+    if xlsr_conf is None:
+        raise ValueError("the s3net frontend needs ssl_config + ssl_model_file, init_checkpoint or xlsr_conf")
+    xlsr = build_xlsr(xlsr_conf)
+    if init_checkpoint is not None:
+        from espnet_s3net.models.checkpoint_import import load_pretrained
+
+        load_pretrained(xlsr, init_checkpoint)
+    return xlsr
+
+
+class S3NetFrontend(AbsFrontend):
+    """XLSR / S3Net features for ESPnet ASR (see the module docstring).
+
+    Input: waveform (B, S) at ``fs`` = 16 kHz and lengths (B,); output: (B, T, D) at 50 Hz.
+    """
+
+    def __init__(
+        self,
+        fs: int = 16000,
+        xlsr_conf: Optional[Dict] = None,
+        ssl_config: Optional[str] = None,
+        ssl_model_file: Optional[str] = None,
+        init_checkpoint: Optional[str] = None,
+        mask_file: Optional[str] = None,
+        mask_missing: str = "error",
+        layer_selection: str = "last",
+        freeze_feature_encoder: bool = True,
+        freeze_transformer_steps: int = 0,
+        mask_time_prob: float = 0.0,
+        mask_time_length: int = 10,
+        mask_channel_prob: float = 0.0,
+        mask_channel_length: int = 64,
+    ):
+        super().__init__()
+        if fs != 16000:
+            raise ValueError(f"the s3net frontend works at 16 kHz, got fs={fs}")
+        if layer_selection not in ("last", "weighted_sum"):
+            raise ValueError(f"layer_selection must be last or weighted_sum, got {layer_selection!r}")
+        self.xlsr = _load_xlsr(xlsr_conf, ssl_config, ssl_model_file, init_checkpoint)
+        # the pre-training heads are not used downstream
+        self.xlsr.quantizer = self.xlsr.project_q = self.xlsr.final_proj = None
+        if mask_file is not None:
+            from espnet_s3net.masks.mask_file import SubnetMasks
+            from espnet_s3net.train.language_masker import attach_masker
+
+            attach_masker(self.xlsr, SubnetMasks.load(mask_file), missing=mask_missing)
+        self.layer_selection = layer_selection
+        if layer_selection == "weighted_sum":
+            self.layer_weights = torch.nn.Parameter(torch.zeros(self.xlsr.cfg.num_layers + 1))
+        self.freeze_feature_encoder = freeze_feature_encoder
+        self.freeze_transformer_steps = freeze_transformer_steps
+        self.mask_time_prob, self.mask_time_length = mask_time_prob, mask_time_length
+        self.mask_channel_prob, self.mask_channel_length = mask_channel_prob, mask_channel_length
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    def output_size(self) -> int:
+        return self.xlsr.output_size()
+
+    def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_feature_encoder):
+            features, frames = self.xlsr.extract_features(input, input_lengths)
+        b, t, _ = features.shape
+        time_mask = channel_mask = None
+        if self.training and self.mask_time_prob > 0:
+            time_mask = span_mask(b, t, self.mask_time_prob, self.mask_time_length, 2, frames, device=input.device)
+        if self.training and self.mask_channel_prob > 0:
+            channel_mask = span_mask(b, self.output_size(), self.mask_channel_prob, self.mask_channel_length,
+                                     device=input.device)
+        frozen = self.training and int(self.num_updates) < self.freeze_transformer_steps
+        if self.training:
+            self.num_updates += 1
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            states = self.xlsr.encode_features(features, frames, time_mask, channel_mask)
+        if self.layer_selection == "last" or len(states) != len(self.layer_weights):
+            out = states[-1]  # layer drop in training may skip layers: use the last then
+        else:
+            weights = torch.softmax(self.layer_weights, 0)
+            out = sum(w * h for w, h in zip(weights, states))
+        return out, frames
