@@ -19,9 +19,9 @@ def test_recipe_stages_on_tiny_corpus(tmp_path):
                     ignore=shutil.ignore_patterns("data", "dump", "exp", "synth_cv"))
     (tmp_path / "tools").symlink_to(REPO / "tools")
     result = subprocess.run(
-        ["./run.sh", "--synth_size", "tiny", "--nj", "2", "--stop_stage", "8",
+        ["./run.sh", "--synth_size", "tiny", "--nj", "2", "--stop_stage", "12",
          "--pretrain_config", "conf/pretrain_xlsr_tiny.yaml", "--s3net_train_config", "conf/s3net_train_tiny.yaml",
-         "--subnet_methods", "te lth random"],
+         "--subnet_methods", "te lth random", "--asr_config", "conf/asr_ctc_tiny.yaml"],
         cwd=recipe, capture_output=True, text=True, timeout=900, env={"PATH": "/usr/bin:/bin", "COMMONVOICE": ""},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -54,6 +54,13 @@ def test_recipe_stages_on_tiny_corpus(tmp_path):
         assert (s3net / "masks.fingerprint").read_text().strip() == masks.fingerprint
         log = (s3net / "train.log").read_text()
         assert "[train] language" in log and "target p_l" in log
+    results = (exp / "RESULTS.md").read_text()
+    for model in ("asr_xlsr", "asr_s3net_te", "asr_s3net_lth"):
+        row = next(line for line in results.splitlines() if line.startswith(f"| {model} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 2 + len(XLSR10) + 3
+        assert all(0.0 <= float(c) <= 1000.0 for c in cells[2:])  # a PER for every language, High, Low, Avg
+        assert (exp / model / "decode_test_es" / "score_wer" / "result.txt").exists()
     # every stage is restartable: a rerun of stages 3-5 leaves the outputs identical
     before = {p: p.read_bytes() for p in raw.rglob("*") if p.is_file() and p.suffix != ".flac"}
     rerun = subprocess.run(["./run.sh", "--synth_size", "tiny", "--nj", "2", "--stage", "3", "--stop_stage", "5"],
