@@ -14,7 +14,6 @@ import tempfile
 import time
 from typing import List
 
-import torch
 
 
 def main(argv: List[str]) -> dict:

@@ -15,18 +15,7 @@ from typing import List
 
 import torch
 
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
-def _peak_kb(step) -> int:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _status_kb("VmRSS")
-    step()
-    return _status_kb("VmHWM") - before
+from espnet_s3net.benchmarks._memory import peak_kb
 
 
 def main(argv: List[str]) -> dict:
@@ -66,14 +55,14 @@ def main(argv: List[str]) -> dict:
         dense_step()
 
     dense_step()
-    dense_peak = _peak_kb(dense_step)
+    dense_peak = peak_kb(dense_step)
     masker = LanguageMasker(model.xlsr, masks)
     masker.attach_optimizer(optim)
     for lang in langs:  # unpack every language once (cached on the device), as in training
         masker.activate(lang)
         masker.deactivate()
     masked_step()
-    masked_peak = _peak_kb(masked_step)
+    masked_peak = peak_kb(masked_step)
     t_dense, t_masked = [], []
     for _ in range(args.repeats):
         masker.deactivate()

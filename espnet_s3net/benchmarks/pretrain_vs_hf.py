@@ -22,6 +22,8 @@ from typing import List
 
 import torch
 
+from espnet_s3net.benchmarks._memory import peak_kb
+
 
 def _hf_config(cfg):
     import transformers
@@ -83,22 +85,13 @@ def step_hf(model, optim, wav, mask, neg):
     optim.step()
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
 def _peak_child(which: str, config: str, batch: int, seconds: float) -> None:
     ours, hf, wav, mask, ours_neg, hf_neg = build(config, batch, seconds)
     model, step, neg = (ours, step_ours, ours_neg) if which == "ours" else (hf, step_hf, hf_neg)
     del ours, hf
     optim = torch.optim.Adam(model.parameters(), lr=1e-5)
     step(model, optim, wav, mask, neg)  # optimizer state and allocator pools exist from here on
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _status_kb("VmRSS")
-    step(model, optim, wav, mask, neg)
-    print(json.dumps({"peak_kb": _status_kb("VmHWM") - before}))
+    print(json.dumps({"peak_kb": peak_kb(lambda: step(model, optim, wav, mask, neg))}))
 
 
 def main(argv: List[str]) -> dict:

@@ -40,9 +40,9 @@ def _encoder_ratio(repeats: int) -> dict:
     import soxr
 
     from espnet_s3net.synth.corpus import MP3_BITRATE_KBPS, MP3_QUALITY, SAMPLE_RATE, encode_mp3
-    from espnet_s3net.synth.espeak import ESpeak
+    from espnet_s3net.synth.espeak import get_engine
 
-    engine = ESpeak()
+    engine = get_engine()
     voice = engine.voice_name("fr-fr", "m3")
     clips = [
         soxr.resample(

@@ -20,6 +20,7 @@ import time
 import torch
 
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, write_kaldi_map
+from espnet_s3net.log import setup_logging
 
 
 def ctc_greedy(token_ids: torch.Tensor, length: int, blank: int = 0):
@@ -101,7 +102,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     args = get_parser().parse_args(argv)
     from espnet_s3net.tasks.asr import S3NetASRTask
     from espnet_s3net.train.language_masker import find_maskers

@@ -16,7 +16,7 @@ import espnet_s3net.benchmarks as benchmarks_pkg
 
 def available() -> List[str]:
     """Names of the benchmarks shipped with the package."""
-    return sorted(m.name for m in pkgutil.iter_modules(benchmarks_pkg.__path__))
+    return sorted(m.name for m in pkgutil.iter_modules(benchmarks_pkg.__path__) if not m.name.startswith("_"))
 
 
 def main(argv=None) -> None:

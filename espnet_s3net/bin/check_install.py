@@ -77,7 +77,10 @@ def check_cuda() -> str:
     return f"{len(names)} device(s): {', '.join(names)}"
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)
     ok = True
     print("== espnet_s3net install check ==")
     print(f"python          {sys.version.split()[0]} ({sys.executable})")

@@ -22,6 +22,7 @@ import zlib
 
 import torch
 import yaml
+from espnet_s3net.log import setup_logging
 
 DEFAULTS = dict(method="te", scope="layerwise", sparsity=0.5, seed=0, batch_bins=480000, batches=8,
                 lth_steps=50, lth_lr=1e-4, lth_rounds=1, include=None, exclude=None)
@@ -98,7 +99,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     args = get_parser().parse_args(argv)
     try:
         extract(args)

@@ -14,6 +14,7 @@ import logging
 import sys
 
 from espnet_s3net.data.audio_format import format_part, merge_parts, split_scp
+from espnet_s3net.log import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     parser = get_parser()
     args = parser.parse_args(argv)
     try:

@@ -6,10 +6,10 @@ sentencepiece model, written next to the list as ``bpe.model``). See
 """
 
 import argparse
-import logging
 import sys
 
 from espnet_s3net.text.token_list import ESPNET_TOKEN_TYPE, build_token_list
+from espnet_s3net.log import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     args = get_parser().parse_args(argv)
     try:
         build_token_list(args.token_type, args.text, args.output_dir, args.bpe_vocab_size, args.bpe_model_type)

@@ -17,6 +17,7 @@ from collections import Counter
 from espnet_s3net.data.commonvoice import SPLITS, check_release, prepare_locale
 from espnet_s3net.data.kaldi_dir import combine_data_dirs, write_data_dir
 from espnet_s3net.languages import check_languages
+from espnet_s3net.log import setup_logging
 
 
 def write_split(data_dir: str, name: str, utts, skips) -> None:
@@ -70,7 +71,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     parser = get_parser()
     args = parser.parse_args(argv)
     try:

@@ -17,6 +17,7 @@ import sys
 from espnet_s3net.data.kaldi_dir import drop_utterances, read_kaldi_map, write_kaldi_map
 from espnet_s3net.languages import get_language
 from espnet_s3net.text.phonemize import Phonemizer
+from espnet_s3net.log import setup_logging
 
 
 def prepare_text(data_dir: str, locale: str, cache_dir: str = None, nj: int = 1) -> dict:
@@ -58,7 +59,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     args = get_parser().parse_args(argv)
     try:
         for data_dir in args.data_dir:

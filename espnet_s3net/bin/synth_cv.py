@@ -5,12 +5,12 @@ Writes ``OUT/<locale>/{validated,train,dev,test}.tsv``, ``OUT/<locale>/clips/*.m
 """
 
 import argparse
-import logging
 import sys
 from typing import List, Optional
 
 from espnet_s3net.languages import LANGUAGES, XLSR10
 from espnet_s3net.synth.corpus import SIZES, CorpusExistsError, generate_corpus
+from espnet_s3net.log import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -37,10 +37,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     try:
         generate_corpus(
             args.out, size=args.size, langs=args.langs, seed=args.seed, scale=args.scale,

@@ -353,9 +353,9 @@ def generate_locale(out_dir: str, locale: str, size: str, seed: int, scale: floa
 
 
 def _init_worker(level: int) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
-    )
+    from espnet_s3net.log import setup_logging
+
+    setup_logging(level)
 
 
 def _read_params(path: str) -> Optional[dict]:

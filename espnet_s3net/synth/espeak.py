@@ -152,6 +152,9 @@ class ESpeak:
             raise ValueError(f"rate {rate} outside espeak's range {RATE_MIN}..{RATE_MAX}")
         lib = self._lib
         with self._lock:
+            # the library holds one callback per process: make sure it is this engine's
+            # (another ESpeak in the process may have replaced it, and may be gone)
+            lib.espeak_SetSynthCallback(self._callback)
             if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
                 raise ESpeakError(f"espeak-ng has no voice {voice!r}")
             for param, value in (

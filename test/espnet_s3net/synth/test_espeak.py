@@ -37,3 +37,16 @@ def test_errors():
         engine.synthesize("hola", "no/such+voice")
     with pytest.raises(ValueError, match="rate 20"):
         engine.synthesize("hola", engine.voice_name("es"), rate=20)
+
+
+def test_a_second_engine_gone_does_not_break_the_first():
+    import gc
+
+    from espnet_s3net.synth.espeak import ESpeak
+
+    engine = get_engine()
+    other = ESpeak()  # re-initialises the library and installs its own callback
+    other.synthesize("hola", other.voice_name("es"))
+    del other
+    gc.collect()
+    assert engine.synthesize("hola mundo", engine.voice_name("es")).size > 0
