@@ -1,0 +1,70 @@
+"""The trainer's language bookkeeping, mask checks and non-finite loss handling."""
+
+from collections import defaultdict
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+from espnet_s3net.train.language_masker import attach_masker
+from espnet_s3net.train.masked_trainer import LanguageBatches, LanguageMaskTrainer
+
+
+def _tally():
+    return defaultdict(lambda: defaultdict(float))
+
+
+def test_mixed_language_batch_names_the_languages():
+    batches = LanguageBatches([(["u1", "u2"], {})], {"u1": "es", "u2": "fr"}, [], _tally())
+    with pytest.raises(ValueError, match="a batch mixes languages es, fr"):
+        list(batches)
+    batches = LanguageBatches([(["u3"], {})], {"u1": "es"}, [], _tally())
+    with pytest.raises(ValueError, match="utterance u3 has no language"):
+        list(batches)
+
+
+def test_batches_activate_the_language_and_count_steps():
+    model = torch.nn.Linear(3, 3)
+    names = ["weight"]
+    masks = SubnetMasks.from_dense({lang: {"weight": torch.rand(3, 3) < 0.5} for lang in ("es", "fr")},
+                                   {"source_fingerprint": parameter_fingerprint(model, names)})
+    masker = attach_masker(model, masks)
+    tally = _tally()
+    seen = []
+    for _ in LanguageBatches([(["a"], {}), (["b"], {}), (["c"], {})], {"a": "es", "b": "fr", "c": "fr"}, [masker], tally):
+        seen.append(masker.active)
+    assert seen == ["es", "fr", "fr"] and tally["fr"]["steps"] == 2 and tally["es"]["steps"] == 1
+
+
+def _options(tmp_path, check=True):
+    return SimpleNamespace(mask_source_check=check, output_dir=str(tmp_path))
+
+
+def test_masks_from_other_weights_are_refused(tmp_path):
+    model = torch.nn.Linear(3, 3)
+    masks = SubnetMasks.from_dense({"es": {"weight": torch.ones(3, 3, dtype=torch.bool)}},
+                                   {"source_fingerprint": "0" * 64})
+    masker = attach_masker(model, masks)
+    with pytest.raises(ValueError, match="not those the masks were extracted from"):
+        LanguageMaskTrainer._check_masks([masker], _options(tmp_path))
+    LanguageMaskTrainer._check_masks([masker], _options(tmp_path, check=False))  # fine-tuning
+    assert (tmp_path / "masks.fingerprint").read_text().strip() == masks.fingerprint
+    other = SubnetMasks.from_dense({"es": {"weight": torch.zeros(3, 3, dtype=torch.bool)}}, {})
+    with pytest.raises(ValueError, match="refusing to resume this experiment with different masks"):
+        LanguageMaskTrainer._check_masks([attach_masker(torch.nn.Linear(3, 3), other)], _options(tmp_path, check=False))
+
+
+def test_nonfinite_losses_are_counted_and_stop_training():
+    model = torch.nn.Identity()
+    batches = LanguageBatches([], {}, [], _tally())
+    batches.current = "es"
+    counter = {"count": 0}
+    handle = LanguageMaskTrainer._loss_hook(model, batches, batches.tally, 2, counter)
+    model((torch.tensor(1.0), {}, 1))
+    model((torch.tensor(float("nan")), {}, 1))
+    model((torch.tensor(float("inf")), {}, 1))
+    assert counter["count"] == 2 and batches.tally["es"]["n"] == 1
+    with pytest.raises(RuntimeError, match="3 steps had a non-finite loss"):
+        model((torch.tensor(float("nan")), {}, 1))
+    handle.remove()
