@@ -25,7 +25,7 @@ def main(argv: List[str]) -> dict:
     import soundfile as sf
     import soxr
 
-    from espnet_s3net.bin.asr_inference import decode_set
+    from espnet_s3net.bin.asr_inference import GreedyCTCDecoder, decode_set
     from espnet_s3net.data.kaldi_dir import write_kaldi_map
     from espnet_s3net.synth.espeak import get_engine
     from espnet_s3net.tasks.asr import S3NetASRTask
@@ -51,8 +51,9 @@ def main(argv: List[str]) -> dict:
         os.makedirs(data)
         write_kaldi_map(os.path.join(data, "wav.scp"), wav)
         write_kaldi_map(os.path.join(data, "utt2num_samples"), lengths)
-        decode_set(model, data, os.path.join(tmp, "out"), "cpu", 1600000)  # warm-up
-        rtf = decode_set(model, data, os.path.join(tmp, "out"), "cpu", 1600000)
+        decode = GreedyCTCDecoder(model, "cpu")
+        decode_set(decode, data, os.path.join(tmp, "out"), 1600000)  # warm-up
+        rtf = decode_set(decode, data, os.path.join(tmp, "out"), 1600000)
     audio_s = sum(int(n) for n in lengths.values()) / 16000
     return {"rtf": rtf, "audio_s": audio_s, "xlsr_config": args.xlsr_config, "threads": args.threads,
             "params": sum(p.numel() for p in model.parameters())}

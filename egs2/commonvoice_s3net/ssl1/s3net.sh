@@ -12,7 +12,8 @@
 #   7  sub-network extraction per language (TE, LTH, random) + mask report
 #   8  S3Net language-adaptive training from the pre-trained model with each mask file
 #   9  multilingual CTC fine-tuning (s3net frontend) of every model in finetune_models
-#  10  CTC greedy decoding of every test language (with its sub-network)
+#  10  decoding of every test language (with its sub-network): CTC greedy, or ESPnet's
+#      beam search with inference_args="--beam_size N ..."
 #  11  scoring with sclite (phones: score_wer = PER; chars: score_cer)
 #  12  RESULTS.md: one row per model, one column per language, High / Low / Avg
 set -euo pipefail
@@ -59,6 +60,7 @@ finetune_models="xlsr s3net_te s3net_lth"  # xlsr = the dense pre-trained model,
 asr_config=conf/asr_ctc_small.yaml  # ESPnet ASR config with frontend: s3net
 asr_args=               # extra options for espnet_s3net.bin.asr_train
 missing_lang_mask=error # decoding a language without a mask: error or dense (logged)
+inference_args=         # extra options for espnet_s3net.bin.asr_inference, e.g. "--beam_size 10 --ctc_weight 0.3"
 high_langs=             # High columns of RESULTS.md (default: top 5 by XLSR-10 hours)
 
 . ./path.sh
@@ -280,7 +282,8 @@ if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
         ${decode_cmd} "${out}/decode.log" \
             ${python} -m espnet_s3net.bin.asr_inference --asr_train_config "${out}/config.yaml" \
                 --asr_model_file "${out}/valid.loss.ave.pth" --data_root "${raw}" --test_sets ${_sets} \
-                --output_root "${out}" --missing_lang_mask "${missing_lang_mask}" --ngpu "${ngpu}"
+                --output_root "${out}" --missing_lang_mask "${missing_lang_mask}" --ngpu "${ngpu}" \
+                ${inference_args}
     done
 fi
 

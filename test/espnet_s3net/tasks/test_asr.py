@@ -104,6 +104,15 @@ def test_conformer_ctc_attention_step_and_decoding(trained):
     assert len(hyp) == 2 and all(line.split()[0].startswith("es-") for line in hyp)
 
 
+def test_beam_search_decoding(trained):
+    result = _decode(trained, "test_es", "--beam_size", "3", "--ctc_weight", "0.5", "--maxlenratio", "0.5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "beam search (beam 3, CTC weight 0.5)" in result.stderr
+    hyp = (trained / "exp" / "decode_test_es" / "text").read_text().splitlines()
+    assert sorted(line.split()[0] for line in hyp) == ["es-s-0", "es-s-1"]
+    assert all(set(line.split()[1:]) <= {"a", "b", "<unk>"} for line in hyp)
+
+
 def test_language_without_mask(trained):
     result = _decode(trained, "test_it")
     assert result.returncode != 0 and "no sub-network mask for language 'it'; masks exist for: es, fr" in result.stderr
