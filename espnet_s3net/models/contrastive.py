@@ -45,9 +45,12 @@ def contrastive_logits(
     Returns:
         (M, 1 + K) logits; a distractor equal to the positive gets -inf.
     """
-    candidates = torch.cat([targets[:, None, :], targets[negatives]], dim=1)  # (M, 1+K, F)
-    logits = F.cosine_similarity(context[:, None, :].float(), candidates.float(), dim=-1)
-    logits = logits / temperature
+    # cosine similarity as a batched dot product of unit vectors: each target is normalised
+    # once (M, F) instead of once per candidate slot (M, 1+K, F)
+    units = F.normalize(targets.float(), dim=-1)
+    candidates = torch.cat([units[:, None, :], units[negatives]], dim=1)       # (M, 1+K, F)
+    query = F.normalize(context.float(), dim=-1)[:, :, None]                    # (M, F, 1)
+    logits = torch.bmm(candidates, query).squeeze(-1) / temperature
     same = (targets[negatives] == targets[:, None, :]).all(-1)
     return torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
 

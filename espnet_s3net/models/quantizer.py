@@ -66,6 +66,8 @@ class GumbelVectorQuantizer(torch.nn.Module):
             picks = F.gumbel_softmax(logits.float(), tau=self.temperature, hard=True).type_as(x)
         else:
             picks = hard
-        vectors = picks.view(n, self.num_groups * self.num_vars, 1) * self.codevectors
-        vectors = vectors.view(n, self.num_groups, self.num_vars, -1).sum(-2).reshape(n, -1)
-        return vectors, code_ppl, prob_ppl
+        # one matmul per group: (G, N, V) @ (G, V, D/G) -> (N, G·D/G); the same sums as
+        # broadcasting picks against all G·V codevectors, without the (N, G·V, D/G) product
+        codebooks = self.codevectors.view(self.num_groups, self.num_vars, -1)
+        vectors = torch.bmm(picks.view(n, self.num_groups, self.num_vars).transpose(0, 1), codebooks)
+        return vectors.transpose(0, 1).reshape(n, -1), code_ppl, prob_ppl
