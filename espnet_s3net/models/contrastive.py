@@ -46,11 +46,12 @@ def contrastive_logits(
         (M, 1 + K) logits; a distractor equal to the positive gets -inf.
     """
     # cosine similarity as a batched dot product of unit vectors: each target is normalised
-    # once (M, F) instead of once per candidate slot (M, 1+K, F)
-    units = F.normalize(targets.float(), dim=-1)
-    candidates = torch.cat([units[:, None, :], units[negatives]], dim=1)       # (M, 1+K, F)
-    query = F.normalize(context.float(), dim=-1)[:, :, None]                    # (M, F, 1)
-    logits = torch.bmm(candidates, query).squeeze(-1) / temperature
+    # once (M, F) instead of once per candidate slot (M, 1+K, F); in float32 under autocast too
+    with torch.autocast(device_type=context.device.type, enabled=False):
+        units = F.normalize(targets.float(), dim=-1)
+        candidates = torch.cat([units[:, None, :], units[negatives]], dim=1)   # (M, 1+K, F)
+        query = F.normalize(context.float(), dim=-1)[:, :, None]                # (M, F, 1)
+        logits = torch.bmm(candidates, query).squeeze(-1) / temperature
     same = (targets[negatives] == targets[:, None, :]).all(-1)
     return torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
 
