@@ -10,8 +10,11 @@ batches (batches of the language's train data used by TE and LTH), lth_steps, lt
 lth_rounds, include / exclude (regular expressions over XLSR tensor names; default: the
 transformer's attention and feed-forward weights).
 
-Per-language results are kept in ``<output dir>/tmp/<lang>.pt`` and reused when the
-command is run again with the same config, so a killed run resumes.
+Every language's passes are seeded with ``seed`` and the language's name (span masks,
+negatives, LTH's dropout; TE runs in eval mode), so the masks of a language do not depend on
+which other languages are extracted or in which order. Per-language results are kept in
+``<output dir>/tmp/<lang>.pt`` and reused when the command is run again with the same config,
+so a killed run resumes.
 """
 
 import argparse

@@ -7,10 +7,11 @@ For phone transcripts ``--unit word`` gives the phoneme error rate (phones are t
 """
 
 import argparse
+import os
 import sys
 
 from espnet_s3net.data.kaldi_dir import read_kaldi_map
-from espnet_s3net.scoring.sclite import score
+from espnet_s3net.scoring.sclite import read_summary, score
 
 
 def main(argv=None) -> None:
@@ -24,7 +25,9 @@ def main(argv=None) -> None:
         rate = score(read_kaldi_map(args.ref), read_kaldi_map(args.hyp), args.output_dir, args.unit)
     except (ValueError, FileNotFoundError) as exc:
         sys.exit(f"score: {exc}")
-    print(f"{args.output_dir}: {rate:.1f}%")
+    counts = read_summary(os.path.join(args.output_dir, "result.txt"), "Sum")
+    print(f"{args.output_dir}: {rate:.1f}% ({counts['sub']:.0f} substituted, {counts['del']:.0f} deleted, "
+          f"{counts['ins']:.0f} inserted of {counts['tokens']:.0f} {args.unit}s)")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ With ``mask_file`` each language's sub-network is used: the ``LanguageMaskTraine
 the batch's language mask on the weights during fine-tuning, and decoding puts the test
 language's mask on once. Without it this is a plain XLSR frontend.
 
-Fine-tuning options as in XLSR: frozen conv feature encoder, transformer frozen for the
-first ``freeze_transformer_steps`` training forwards (= updates without gradient
-accumulation), wav2vec 2.0 time and channel masking. Output: the last layer or a learned
-softmax-weighted sum of all layers.
+Fine-tuning options as in XLSR: frozen conv feature encoder (its parameters get
+``requires_grad=False``), transformer frozen for the first ``freeze_transformer_steps``
+optimizer updates (counted by :meth:`S3NetFrontend.count_update`, which the trainer calls
+once per optimizer step taken; forwards never advance it), wav2vec 2.0 time and channel
+masking. Output: the last layer or a learned softmax-weighted sum of all layers; when
+LayerDrop skips layers in training, the softmax is taken over the layers that ran.
 """
 
 from typing import Dict, Optional, Tuple
@@ -91,6 +93,8 @@ class S3NetFrontend(AbsFrontend):
         if layer_selection == "weighted_sum":
             self.layer_weights = torch.nn.Parameter(torch.zeros(self.xlsr.cfg.num_layers + 1))
         self.freeze_feature_encoder = freeze_feature_encoder
+        self.xlsr.feature_extractor.requires_grad_(not freeze_feature_encoder)
+        self.xlsr.mask_emb.requires_grad_(mask_time_prob > 0)  # used by time masking only
         self.freeze_transformer_steps = freeze_transformer_steps
         self.mask_time_prob, self.mask_time_length = mask_time_prob, mask_time_length
         self.mask_channel_prob, self.mask_channel_length = mask_channel_prob, mask_channel_length
@@ -99,7 +103,18 @@ class S3NetFrontend(AbsFrontend):
     def output_size(self) -> int:
         return self.xlsr.output_size()
 
+    def unused_parameters_reason(self) -> Optional[str]:
+        """Why a training step may leave parameters without gradient (DDP), or None."""
+        if self.freeze_transformer_steps > 0:
+            return f"freeze_transformer_steps {self.freeze_transformer_steps} trains no transformer weight at first"
+        return None
+
+    def count_update(self) -> None:
+        """Advance the ``freeze_transformer_steps`` schedule by one optimizer update."""
+        self.num_updates += 1
+
     def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, T, D) and frame lengths (B,) of waveforms (B, S) with lengths (B,)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_feature_encoder):
             features, frames = self.xlsr.extract_features(input, input_lengths)
         b, t, _ = features.shape
@@ -110,13 +125,9 @@ class S3NetFrontend(AbsFrontend):
             channel_mask = span_mask(b, self.output_size(), self.mask_channel_prob, self.mask_channel_length,
                                      device=input.device)
         frozen = self.training and int(self.num_updates) < self.freeze_transformer_steps
-        if self.training:
-            self.num_updates += 1
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            states = self.xlsr.encode_features(features, frames, time_mask, channel_mask)
-        if self.layer_selection == "last" or len(states) != len(self.layer_weights):
-            out = states[-1]  # layer drop in training may skip layers: use the last then
-        else:
-            weights = torch.softmax(self.layer_weights, 0)
-            out = sum(w * h for w, h in zip(weights, states))
-        return out, frames
+            states, layers = self.xlsr.encode_features(features, frames, time_mask, channel_mask)
+        if self.layer_selection == "last":
+            return states[-1], frames
+        weights = torch.softmax(self.layer_weights[layers], 0)  # renormalised over the layers that ran
+        return sum(w * h for w, h in zip(weights, states)), frames

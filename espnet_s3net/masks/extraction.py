@@ -6,15 +6,23 @@ module the masks are for, e.g. the XLSR model inside the task model).
 
 - TE: ``I_i = (g_i θ_i)^2`` where ``g = ∂L(D^l, θ)/∂θ`` is the gradient of the loss on the
   language's data at the starting weights, accumulated (summed) over the given batches,
-  i.e. the first-order Taylor estimate of the loss change when ``θ_i`` is removed.
-- LTH: a copy of the model is trained on the language alone, then magnitude-pruned; the
-  mask is meant for the *starting* weights. With ``rounds = k > 1`` (iterative pruning),
-  each round rewinds the surviving weights to their starting values, trains with the
-  mask applied and prunes a further fraction, so that ``(1 - f)^k = 1 - sparsity``.
+  i.e. the first-order Taylor estimate of the loss change when ``θ_i`` is removed. The
+  passes run in eval mode (no dropout, LayerDrop or Gumbel noise, no quantizer update).
+- LTH: a copy of the model is trained on the language alone (train mode; its schedules
+  advance once per update, :mod:`espnet_s3net.train.schedules`), then
+  magnitude-pruned (``|θ_trained|``); the mask is meant for the *starting* weights. With
+  ``rounds = k > 1`` (iterative pruning), each round rewinds every tensor of the copy
+  (parameters and buffers) to its starting value, applies the mask, trains with the mask
+  applied and prunes a further fraction, so that ``(1 - f)^k = 1 - sparsity``.
+
+:func:`extract_language` seeds torch's RNG (span masks, negatives, dropout) with the
+language's seed and restores the caller's RNG state afterwards: the same model, data and
+seed give the same masks, however often and in whichever order extraction is run.
 """
 
 import copy
 import os
+from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
@@ -22,6 +30,7 @@ import torch
 
 from espnet_s3net.data.kaldi_dir import read_kaldi_map
 from espnet_s3net.masks.pruning import masks_from_scores, random_masks
+from espnet_s3net.train.schedules import count_update
 
 Batch = Tuple[torch.Tensor, torch.Tensor]
 
@@ -59,6 +68,26 @@ def _cycle(batches: Sequence[Batch]) -> Iterator[Batch]:
         yield from batches
 
 
+@contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Torch's RNG (CPU and ``device``) seeded with ``seed``; the caller's state restored after."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def _eval_mode(model: torch.nn.Module):
+    """``model`` in eval mode; every submodule's train/eval flag restored after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def _loss(model: torch.nn.Module, batch: Batch, device: torch.device) -> torch.Tensor:
     speech, lengths = batch
     loss, _, _ = model(speech.to(device), lengths.to(device))
@@ -67,11 +96,11 @@ def _loss(model: torch.nn.Module, batch: Batch, device: torch.device) -> torch.T
 
 def taylor_importance(model: torch.nn.Module, params: Dict[str, torch.nn.Parameter],
                       batches: Sequence[Batch], device: torch.device) -> Dict[str, torch.Tensor]:
-    """``(g θ)^2`` per prunable tensor, ``g`` accumulated over ``batches``."""
-    model.train()
+    """``(g θ)^2`` per prunable tensor, ``g`` accumulated over ``batches`` in eval mode."""
     model.zero_grad(set_to_none=True)
-    for batch in batches:
-        _loss(model, batch, device).backward()
+    with _eval_mode(model):
+        for batch in batches:
+            _loss(model, batch, device).backward()
     scores = {}
     for name, p in params.items():
         if p.grad is None:
@@ -87,39 +116,44 @@ def lth_masks(model: torch.nn.Module, names: Sequence[str], find_params: Callabl
     """Lottery-ticket masks of one language (see the module docstring)."""
     trained = copy.deepcopy(model)
     params = find_params(trained)
-    start = {n: params[n].detach().clone() for n in names}
-    keep = {n: torch.ones_like(start[n], dtype=torch.bool) for n in names}
+    start = {k: v.detach().clone() for k, v in trained.state_dict().items()}
+    keep = {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
     data = _cycle(batches)
     for r in range(1, rounds + 1):
+        trained.load_state_dict(start)  # rewind every parameter and buffer
         with torch.no_grad():
             for n in names:
-                params[n].copy_(start[n] * keep[n])
+                params[n].mul_(keep[n])
         optim = torch.optim.Adam(trained.parameters(), lr=lr)
         trained.train()
         for _ in range(steps):
             optim.zero_grad(set_to_none=True)
             _loss(trained, next(data), device).backward()
             optim.step()
+            count_update(trained)
             with torch.no_grad():
                 for n in names:
                     params[n].mul_(keep[n])
         target = 1.0 - (1.0 - sparsity) ** (r / rounds)
         # already pruned entries stay pruned: they score below every surviving weight
-        scores = {n: torch.where(keep[n], params[n].detach().abs(), torch.full_like(start[n], -1.0)) for n in names}
+        scores = {n: torch.where(keep[n], params[n].detach().abs(), torch.full_like(params[n], -1.0)) for n in names}
         keep = masks_from_scores(scores, target, scope)
     return keep
 
 
 def extract_language(method: str, model: torch.nn.Module, find_params, batches: Sequence[Batch], cfg: Dict,
                      device: torch.device, seed: int) -> Dict[str, torch.Tensor]:
-    """Masks of one language with ``method`` in te | lth | random."""
-    torch.manual_seed(seed)
+    """Masks of one language with ``method`` in te | lth | random; torch's RNG is seeded with
+    ``seed`` for the passes and the caller's RNG state is left as it was."""
     params = find_params(model)
     if method == "te":
-        return masks_from_scores(taylor_importance(model, params, batches, device), cfg["sparsity"], cfg["scope"])
+        with _seeded(seed, device):
+            scores = taylor_importance(model, params, batches, device)
+        return masks_from_scores(scores, cfg["sparsity"], cfg["scope"])
     if method == "lth":
-        return lth_masks(model, list(params), find_params, batches, cfg["lth_steps"], cfg["lth_lr"],
-                         cfg["lth_rounds"], cfg["sparsity"], cfg["scope"], device)
+        with _seeded(seed, device):
+            return lth_masks(model, list(params), find_params, batches, cfg["lth_steps"], cfg["lth_lr"],
+                             cfg["lth_rounds"], cfg["sparsity"], cfg["scope"], device)
     if method == "random":
         return random_masks(params, cfg["sparsity"], cfg["scope"], seed)
     raise ValueError(f"unknown extraction method {method!r}: te, lth or random")

@@ -35,6 +35,20 @@ def parameter_fingerprint(module: torch.nn.Module, names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
+    """uint8 (numel,) of 0/1 from uint8 (ceil(numel / 8),) packed like ``numpy.packbits``
+    (most significant bit first), computed on ``packed``'s device."""
+    if packed.device.type == "cpu":  # numpy's C loop: ~20x faster than shifting on CPU
+        return torch.from_numpy(np.unpackbits(packed.numpy(), count=numel))
+    return unpack_bits_by_shifts(packed, numel)
+
+
+def unpack_bits_by_shifts(packed: torch.Tensor, numel: int) -> torch.Tensor:
+    """:func:`unpack_bits` with tensor ops only (any device, e.g. CUDA)."""
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+    return (packed.unsqueeze(1) >> shifts).bitwise_and_(1).view(-1)[:numel]
+
+
 class SubnetMasks:
     """Masks of several languages over the same prunable tensors.
 
@@ -51,6 +65,7 @@ class SubnetMasks:
         self.shapes: Dict[str, torch.Size] = {n: torch.Size(s) for n, s in zip(names, shapes)}
         self.languages: List[str] = sorted(bits)
         self.meta = dict(meta)
+        self.source = "the mask file"  # set to the path by load()
         self._bits = bits
         self._numel = sum(s.numel() for s in self.shapes.values())
         for lang, packed in bits.items():
@@ -77,12 +92,14 @@ class SubnetMasks:
     def load(cls, path: str) -> "SubnetMasks":
         if not os.path.isfile(path):
             raise FileNotFoundError(f"mask file {path} does not exist")
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"{path} is not an espnet_s3net mask file")
         if data["version"] != VERSION:
             raise ValueError(f"{path}: mask file version {data['version']}, this toolkit reads {VERSION}")
-        return cls(data["names"], data["shapes"], data["bits"], data["meta"])
+        masks = cls(data["names"], data["shapes"], data["bits"], data["meta"])
+        masks.source = f"mask file {path}"
+        return masks
 
     def save(self, path: str) -> None:
         """Write atomically (temp file + rename)."""
@@ -95,17 +112,19 @@ class SubnetMasks:
 
     def _check_language(self, lang: str) -> None:
         if lang not in self._bits:
-            raise ValueError(f"no mask for language {lang!r}; the mask file has: {', '.join(self.languages)}")
+            raise ValueError(f"no mask for language {lang!r}; {self.source} has: {', '.join(self.languages)}")
+
+    def packed(self, lang: str) -> torch.Tensor:
+        """uint8 (ceil(numel / 8),): ``lang``'s bits as stored (``numpy.packbits`` order)."""
+        self._check_language(lang)
+        return self._bits[lang]
 
     def flat(self, lang: str) -> torch.Tensor:
         """Bool (numel,) of all tensors concatenated, for ``lang``."""
-        self._check_language(lang)
-        bits = np.unpackbits(self._bits[lang].numpy(), count=self._numel)
-        return torch.from_numpy(bits.astype(bool))
+        return unpack_bits(self.packed(lang), self._numel).bool()
 
-    def dense(self, lang: str) -> Dict[str, torch.Tensor]:
-        """``{name: bool tensor of the tensor's shape}`` for ``lang``."""
-        flat = self.flat(lang)
+    def split(self, flat: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``{name: view of flat}`` in the tensors' shapes; ``flat`` is (numel,) in ``names`` order."""
         out, start = {}, 0
         for name in self.names:
             shape = self.shapes[name]
@@ -113,15 +132,20 @@ class SubnetMasks:
             start += shape.numel()
         return out
 
+    def dense(self, lang: str) -> Dict[str, torch.Tensor]:
+        """``{name: bool tensor of the tensor's shape}`` for ``lang``."""
+        return self.split(self.flat(lang))
+
     def check_model(self, module: torch.nn.Module) -> None:
         """Raise ValueError naming the first tensor missing from ``module`` or of another shape."""
         params = dict(module.named_parameters())
         for name in self.names:
             if name not in params:
-                raise ValueError(f"the mask file does not fit the model: it has no tensor {name}")
+                raise ValueError(f"{self.source} does not fit the model: the model has no tensor {name} "
+                                 f"(it has e.g. {', '.join(list(params)[:3])})")
             if params[name].shape != self.shapes[name]:
                 raise ValueError(
-                    f"the mask file does not fit the model: tensor {name} has shape "
+                    f"{self.source} does not fit the model: tensor {name} has shape "
                     f"{tuple(params[name].shape)}, the masks expect {tuple(self.shapes[name])}"
                 )
 

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 class GumbelVectorQuantizer(torch.nn.Module):
     """G groups × V entries; one entry per group is picked and the picks concatenated.
 
-    Training picks with straight-through Gumbel-softmax at a temperature annealed
-    from ``max_temp`` to ``min_temp`` by ``decay`` per update (``num_updates``, a
-    buffer saved in the state dict and advanced by :meth:`step`); evaluation picks
-    the argmax.
+    Training picks with straight-through Gumbel-softmax at the temperature
+    ``max(max_temp · decay^n, min_temp)`` after n optimizer updates (``num_updates``,
+    a buffer saved in the state dict; forwards never advance it, the trainer calls
+    :meth:`count_update` once per optimizer step taken); evaluation picks the argmax.
 
     Args:
         input_dim: C of the input features.
@@ -42,8 +42,8 @@ class GumbelVectorQuantizer(torch.nn.Module):
     def temperature(self) -> float:
         return max(self.max_temp * self.decay ** int(self.num_updates), self.min_temp)
 
-    def step(self) -> None:
-        """Advance the temperature schedule by one update."""
+    def count_update(self) -> None:
+        """Advance the temperature schedule by one optimizer update."""
         self.num_updates += 1
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -191,6 +191,12 @@ class XLSRModel(torch.nn.Module):
     def output_size(self) -> int:
         return self.cfg.embed_dim
 
+    def unused_parameters_reason(self) -> Optional[str]:
+        """Why a training step may leave parameters without gradient (DDP), or None."""
+        if self.cfg.layer_drop > 0:
+            return f"LayerDrop {self.cfg.layer_drop} skips whole transformer layers"
+        return None
+
     def extract_features(
         self, wav: torch.Tensor, lengths: Optional[torch.Tensor] = None
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -210,23 +216,31 @@ class XLSRModel(torch.nn.Module):
         mask = (-10000.0 * pad[:, None, None, :].to(x.dtype)).expand(b, 1, t, t)
         return x, mask
 
-    def _transformer(self, x: torch.Tensor, attention_mask, all_layers: bool) -> List[torch.Tensor]:
-        """Hidden states [input, layer 1..N] (or [output] only), final layer norm included."""
+    def _transformer(
+        self, x: torch.Tensor, attention_mask, all_layers: bool
+    ) -> Tuple[List[torch.Tensor], List[int]]:
+        """Hidden states (B, T, D) and their layer indices.
+
+        ``all_layers``: [input (index 0), output of each layer that ran]; else only
+        the last of these. LayerDrop (training only) skips layers, which then have no
+        entry. The last entry is the transformer output: the final layer norm of pre-LN
+        models is applied to it.
+        """
         transformer = self.encoder.transformer
         x = transformer._preprocess(x)
-        states = [x]
-        for layer in transformer.layers:
+        states, layers = [x], [0]
+        for i, layer in enumerate(transformer.layers, start=1):
             if self.training and transformer.layer_drop > 0 and torch.rand(()) < transformer.layer_drop:
                 continue
             x, _ = layer(x, attention_mask)
             if all_layers:
                 states.append(x)
+                layers.append(i)
+            else:
+                states, layers = [x], [i]
         if not transformer.layer_norm_first:
-            x = transformer.layer_norm(x)
-        if all_layers:
-            states[-1] = x
-            return states
-        return [x]
+            states[-1] = transformer.layer_norm(x)
+        return states, layers
 
     def encode(
         self,
@@ -234,7 +248,7 @@ class XLSRModel(torch.nn.Module):
         lengths: Optional[torch.Tensor] = None,
         time_mask: Optional[torch.Tensor] = None,
         channel_mask: Optional[torch.Tensor] = None,
-    ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+    ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor], List[int]]:
         """Transformer hidden states for downstream use.
 
         Args:
@@ -242,11 +256,16 @@ class XLSRModel(torch.nn.Module):
             time_mask: (B, T) frames replaced by the mask embedding.
             channel_mask: (B, D) channels zeroed at every frame.
         Returns:
-            list of (B, T, D): index 0 = transformer input, i = output of layer i
-            (when layer drop skips layers in training, fewer entries); frame lengths (B,).
+            states: list of (B, T, D), one per entry of ``layers``; the last is the
+                transformer output (final layer norm of pre-LN models included);
+            frames: (B,) frame lengths, None without ``lengths``;
+            layers: increasing layer indices of ``states``, 0 = transformer input,
+                i = output of layer i; all of 0..N except for layers LayerDrop
+                skipped (training only).
         """
         features, frames = self.extract_features(wav, lengths)
-        return self.encode_features(features, frames, time_mask, channel_mask), frames
+        states, layers = self.encode_features(features, frames, time_mask, channel_mask)
+        return states, frames, layers
 
     def encode_features(
         self,
@@ -254,8 +273,9 @@ class XLSRModel(torch.nn.Module):
         frames: Optional[torch.Tensor],
         time_mask: Optional[torch.Tensor] = None,
         channel_mask: Optional[torch.Tensor] = None,
-    ) -> List[torch.Tensor]:
-        """:meth:`encode` from conv features (B, T, C) and frame lengths (B,)."""
+    ) -> Tuple[List[torch.Tensor], List[int]]:
+        """:meth:`encode`'s ``states`` and ``layers`` from conv features (B, T, C) and
+        frame lengths (B,)."""
         x = self.encoder.feature_projection(features)
         if time_mask is not None:
             x = torch.where(time_mask[..., None], self.mask_emb.to(x.dtype), x)
@@ -294,7 +314,7 @@ class XLSRModel(torch.nn.Module):
             mask_indices = span_mask(b, t, cfg.mask_prob, cfg.mask_length, cfg.min_masks, frames, device=x.device)
         x = torch.where(mask_indices[..., None], self.mask_emb.to(x.dtype), x)
         x, attention_mask = self._padding(x, frames)
-        x = self._transformer(x, attention_mask, all_layers=False)[0]
+        x = self._transformer(x, attention_mask, all_layers=False)[0][-1]
 
         context = self.final_proj(x[mask_indices])                 # (M, F)
         quantized, code_ppl, prob_ppl = self.quantizer(unmasked[mask_indices])
@@ -306,13 +326,11 @@ class XLSRModel(torch.nn.Module):
         contrastive, accuracy = contrastive_loss(logits)
         num_codes = cfg.latent_groups * cfg.latent_vars
         diversity = (num_codes - prob_ppl) / num_codes
-        temperature = self.quantizer.temperature
-        if self.training:
-            self.quantizer.step()
         return PretrainOutput(
             loss=contrastive + cfg.diversity_weight * diversity
             + cfg.feature_penalty_weight * feature_penalty,
             contrastive=contrastive, diversity=diversity,
             feature_penalty=feature_penalty, accuracy=accuracy, code_perplexity=code_ppl,
-            prob_perplexity=prob_ppl, temperature=temperature, num_masked=int(mask_indices.sum()),
+            prob_perplexity=prob_ppl, temperature=self.quantizer.temperature,
+            num_masked=int(mask_indices.sum()),
         )

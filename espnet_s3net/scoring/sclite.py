@@ -3,7 +3,10 @@
 Units: ``word`` (space-separated tokens: for phone transcripts the words are phones, so the
 word error rate is the phoneme error rate) or ``char`` (characters, a blank written as
 ``<space>``). Without sclite the same figures come from jiwer, with a warning, in a
-``result.txt`` whose ``Sum/Avg`` line has sclite's layout.
+``result.txt`` whose ``Sum/Avg`` (rates, %) and ``Sum`` (counts) lines have sclite's layout.
+
+sclite is looked up on PATH, then at ``/usr/lib/sctk/bin/sclite`` (where Debian's sctk
+installs it, off PATH).
 """
 
 import logging
@@ -14,6 +17,9 @@ import subprocess
 from typing import Dict
 
 SCLITE_FALLBACK = "/usr/lib/sctk/bin/sclite"
+#: columns of sclite's summary rows: sentences, tokens, then correct, substituted, deleted,
+#: inserted tokens, all errors and sentences with an error
+COLUMNS = ("sentences", "tokens", "corr", "sub", "del", "ins", "err", "sent_err")
 
 
 def to_units(text: str, unit: str) -> str:
@@ -41,15 +47,16 @@ def _jiwer_result(ref: Dict[str, str], hyp: Dict[str, str], unit: str) -> str:
     import jiwer
 
     utts = sorted(ref)
-    out = jiwer.process_words([to_units(ref[u], unit) for u in utts], [to_units(hyp.get(u, ""), unit) for u in utts])
+    refs = [to_units(ref[u], unit) for u in utts]
+    hyps = [to_units(hyp.get(u, ""), unit) for u in utts]
+    out = jiwer.process_words(refs, hyps)
     n = out.hits + out.substitutions + out.deletions
-    pct = lambda x: 100.0 * x / max(1, n)  # noqa: E731
-    sent_err = sum(1 for u in utts if to_units(ref[u], unit) != to_units(hyp.get(u, ""), unit))
-    err = out.substitutions + out.deletions + out.insertions
+    counts = [out.hits, out.substitutions, out.deletions, out.insertions,
+              out.substitutions + out.deletions + out.insertions, sum(r != h for r, h in zip(refs, hyps))]
+    rates = [100.0 * x / max(1, n) for x in counts[:-1]] + [100.0 * counts[-1] / max(1, len(utts))]
     return ("computed with jiwer (sclite not found)\n"
-            f"| Sum/Avg | {len(utts)} {n} | {pct(out.hits):.1f} {pct(out.substitutions):.1f} "
-            f"{pct(out.deletions):.1f} {pct(out.insertions):.1f} {pct(err):.1f} "
-            f"{100.0 * sent_err / max(1, len(utts)):.1f} |\n")
+            f"| Sum/Avg | {len(utts)} {n} | {' '.join(f'{x:.1f}' for x in rates)} |\n"
+            f"| Sum | {len(utts)} {n} | {' '.join(str(x) for x in counts)} |\n")
 
 
 def score(ref: Dict[str, str], hyp: Dict[str, str], out_dir: str, unit: str) -> float:
@@ -73,12 +80,21 @@ def score(ref: Dict[str, str], hyp: Dict[str, str], out_dir: str, unit: str) -> 
     return read_error_rate(os.path.join(out_dir, "result.txt"))
 
 
-def read_error_rate(result_txt: str) -> float:
-    """The ``Err`` column (%) of the ``Sum/Avg`` line of a sclite (or jiwer) result.txt."""
+def read_summary(result_txt: str, row: str = "Sum/Avg") -> Dict[str, float]:
+    """A summary row of a sclite (or jiwer) result.txt by column (:data:`COLUMNS`): ``Sum/Avg``
+    has the counts of sentences and tokens, then rates (%); ``Sum`` has counts only."""
+    pattern = re.compile(rf"^\s*\|\s*{re.escape(row)}\s*\|(.*)\|\s*$")
     with open(result_txt, encoding="utf-8") as f:
         for line in f:
-            if "Sum/Avg" in line:
-                fields = [x for x in re.split(r"[|\s]+", line) if x]
-                numbers = [float(x) for x in fields[fields.index("Sum/Avg") + 1:]]
-                return numbers[6]  # sentences, tokens, corr, sub, del, ins, ERR, s.err
-    raise ValueError(f"{result_txt} has no Sum/Avg line")
+            match = pattern.match(line)
+            if match:
+                numbers = [float(x) for x in match.group(1).replace("|", " ").split()]
+                if len(numbers) != len(COLUMNS):
+                    raise ValueError(f"{result_txt}: {row} line has {len(numbers)} numbers, expected {len(COLUMNS)}")
+                return dict(zip(COLUMNS, numbers))
+    raise ValueError(f"{result_txt} has no {row} line")
+
+
+def read_error_rate(result_txt: str) -> float:
+    """The ``Err`` column (%) of the ``Sum/Avg`` line of a sclite (or jiwer) result.txt."""
+    return read_summary(result_txt)["err"]

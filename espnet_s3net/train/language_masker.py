@@ -1,31 +1,102 @@
-"""Put a language's sub-network mask on a model around each training step.
+"""Put a language's sub-network mask on a model, for training steps and for decoding.
 
-For a batch of language ``l`` (S3Net, language-adaptive training):
+Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l``
+(S3Net, language-adaptive training):
 
-1. :meth:`LanguageMasker.activate` keeps the current prunable weights aside and
-   sets ``W <- m^l ⊙ W`` in place, so forward and backward run with the
-   sub-network;
-2. tensor hooks multiply every gradient of a prunable weight by ``m^l`` *before*
-   it is accumulated, so gradient clipping, DDP's all-reduce and the optimizer
-   only see the masked gradient;
-3. after every optimizer step (a step post-hook) the pruned entries are set to
-   zero again, discarding whatever momentum or weight decay did to them;
-4. :meth:`deactivate` (on a language switch, at the end of an epoch and before
-   any ``state_dict``) writes the kept values back into the pruned entries.
+1. :meth:`LanguageMasker.activate` unpacks ``m^l`` (kept bit-packed on the weights'
+   device for every language; only the active one is unpacked, as uint8) and hands it
+   to the linear layers, which become :class:`MaskedLinear` (same parameters, same
+   state dict). Their forward computes ``y = x (W ⊙ m^l)ᵀ + b`` and their backward
+   recomputes ``W ⊙ m^l`` instead of saving it (no extra activation memory) and
+   returns ``∂L/∂W ⊙ m^l``: gradient clipping, DDP's all-reduce and the optimizer only
+   see the sub-network's gradient. The stored weights are never overwritten by the
+   mask, so ``state_dict`` is always the dense model.
+2. Around every step of an attached optimizer (step pre- and post-hooks), weights
+   outside ``m^l`` are put back bit-identical: before the step ``W ⊙ (1 - m^l)`` is
+   kept aside, after it ``W ← W ⊙ m^l + kept``. Whatever stale momentum or weight
+   decay did to them is undone; this copy lives only during the step, when the
+   activations are already freed.
+3. Optimizer state, ``optim_state_policy``: ``shared`` leaves it to the optimizer
+   (Adam moments of weights outside ``m^l`` decay as for a zero gradient during other
+   languages' steps); ``frozen`` also puts back every state tensor of the weight's
+   shape (e.g. Adam's ``exp_avg``/``exp_avg_sq``) outside ``m^l``, so a weight's
+   moments only change during steps of languages that use it.
 
-Every prunable weight outside ``m^l`` is therefore bit-identical after the step;
-weights outside every mask are never used. Optimizer state (e.g. Adam moments) of
-pruned entries is not restored: it keeps decaying like for any zero gradient, so
-their next update (by another language) is unaffected in direction and only
-damped in momentum.
+Memory: one bit per prunable weight and language, plus one byte per prunable weight
+for the active language; nothing weight-sized lives through the forward and backward
+(the restore copy exists only during the step). Time per step: the mask is converted
+and applied twice per layer (forward, and recomputed in the backward), the gradient
+masked once, and the restore is two fused passes; a language switch unpacks one
+language's bits. The alternative of zeroing the weights in place for the whole step
+is a little cheaper in passes but keeps a weight-sized copy of the pruned values
+alive at the activation peak.
 """
 
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
-from espnet_s3net.masks.mask_file import SubnetMasks
+from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits
+
+OPTIM_STATE_POLICIES = ("shared", "frozen")
+
+
+class _MaskedLinearFunction(torch.autograd.Function):
+    """``x (W ⊙ m)ᵀ + b`` saving ``x``, ``W`` and ``m`` (not the masked weight).
+
+    ``scratch`` = (masked weight, mask) buffers in W's dtype and shape, shared by the
+    layers of that shape: the uint8 mask is converted into the second and ``W ⊙ m``
+    written into the first, in the forward and again in the backward. No weight-sized
+    allocation per layer (on CPU, mixed-dtype products allocate a converted copy of
+    the mask, and those allocations fragment the heap between the saved activations).
+    Under autocast the forward runs ``F.linear`` in the autocast dtype; the backward
+    computes in the dtype of the incoming gradient, as autocast's own linear does.
+    """
+
+    @staticmethod
+    def _masked_weight(weight, mask, scratch):
+        """``(W ⊙ m, m)`` in W's dtype, written into ``scratch``."""
+        masked, mask_as_weight = scratch
+        mask_as_weight.copy_(mask)
+        return torch.mul(weight, mask_as_weight, out=masked), mask_as_weight
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mask, scratch):
+        ctx.save_for_backward(x, weight, mask)
+        ctx.scratch = scratch
+        ctx.has_bias = bias is not None
+        return F.linear(x, _MaskedLinearFunction._masked_weight(weight, mask, scratch)[0], bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, mask = ctx.saved_tensors
+        masked, mask_as_weight = _MaskedLinearFunction._masked_weight(weight, mask, ctx.scratch)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad.matmul(masked.to(grad.dtype)).to(x.dtype)
+        grad_2d = grad.reshape(-1, grad.shape[-1])
+        if ctx.needs_input_grad[1]:
+            x_2d = x.reshape(-1, x.shape[-1]).to(grad.dtype)
+            grad_w = grad_2d.t().matmul(x_2d).to(weight.dtype).mul_(mask_as_weight)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad_2d.sum(0).to(weight.dtype)
+        return grad_x, grad_w, grad_b, None, None
+
+
+class MaskedLinear(torch.nn.Linear):
+    """``nn.Linear`` that uses its weight through ``lang_mask`` (uint8 0/1 of the
+    weight's shape, set by :class:`LanguageMasker` with two ``scratch`` buffers of the
+    weight's shape and dtype; ``None``: the dense layer)."""
+
+    lang_mask: Optional[torch.Tensor] = None
+    scratch: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lang_mask is None:
+            return F.linear(x, self.weight, self.bias)
+        return _MaskedLinearFunction.apply(x, self.weight, self.bias, self.lang_mask, self.scratch)
 
 
 class LanguageMasker:
@@ -36,46 +107,49 @@ class LanguageMasker:
         masks: the per-language masks; checked against ``module``.
         missing: a language without a mask raises (``"error"``) or runs the dense
             model with a logged warning (``"dense"``).
+        optim_state_policy: ``"shared"`` or ``"frozen"`` (see the module docstring).
     """
 
-    def __init__(self, module: torch.nn.Module, masks: SubnetMasks, missing: str = "error"):
+    def __init__(self, module: torch.nn.Module, masks: SubnetMasks, missing: str = "error",
+                 optim_state_policy: str = "shared"):
         if missing not in ("error", "dense"):
             raise ValueError(f"missing must be 'error' or 'dense', got {missing!r}")
+        if optim_state_policy not in OPTIM_STATE_POLICIES:
+            raise ValueError(f"optim_state_policy must be one of {OPTIM_STATE_POLICIES}, "
+                             f"got {optim_state_policy!r}")
         masks.check_model(module)
+        self.module = module
         self.masks = masks
         self.missing = missing
-        params = dict(module.named_parameters())
-        self.params: List[torch.nn.Parameter] = [params[n] for n in masks.names]
+        self.optim_state_policy = optim_state_policy
+        self.layers: List[MaskedLinear] = [_as_masked_linear(module, name) for name in masks.names]
+        self.params: List[torch.nn.Parameter] = [layer.weight for layer in self.layers]
         self.active: Optional[str] = None
         self._mask: Optional[List[torch.Tensor]] = None
+        self._packed: Dict[str, torch.Tensor] = {}
+        self._scratch: Dict[tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
         self._kept: Optional[List[torch.Tensor]] = None
-        self._cache: Dict[str, List[torch.Tensor]] = {}
         self._optimizers = set()
         self._warned = set()
-        for i, param in enumerate(self.params):
-            param.register_hook(self._make_grad_hook(i))
-        module.register_state_dict_pre_hook(lambda *args, **kwargs: self.deactivate())
 
-    def _make_grad_hook(self, index: int):
-        def hook(grad: torch.Tensor) -> torch.Tensor:
-            return grad if self._mask is None else grad * self._mask[index]
-
-        return hook
-
-    def _device_masks(self, lang: str) -> List[torch.Tensor]:
-        if lang not in self._cache:
-            dense = self.masks.dense(lang)
-            self._cache[lang] = [dense[n].to(p.device) for n, p in zip(self.masks.names, self.params)]
-        return self._cache[lang]
+    def _unpacked(self, lang: str) -> List[torch.Tensor]:
+        """``lang``'s masks as uint8 views of one unpacked buffer on the weights' device."""
+        device = self.params[0].device
+        packed = self._packed.get(lang)
+        if packed is None or packed.device != device:
+            self._packed = {k: self.masks.packed(k).to(device) for k in self.masks.languages}
+            packed = self._packed[lang]
+        flat = unpack_bits(packed, self.masks.numel)
+        return list(self.masks.split(flat).values())
 
     def activate(self, lang: str) -> None:
-        """Put ``lang``'s sub-network on the weights (restoring another one first)."""
+        """Use ``lang``'s sub-network from the next forward on."""
         if lang == self.active:
             return
         if lang not in self.masks.languages:
             if self.missing == "error":
-                raise ValueError(f"no sub-network mask for language {lang!r}; "
-                                 f"masks exist for: {', '.join(self.masks.languages)}")
+                raise ValueError(f"no sub-network mask for language {lang!r}; masks exist for: "
+                                 f"{', '.join(self.masks.languages)} ({self.masks.source})")
             if lang not in self._warned:
                 logging.warning(f"no sub-network mask for language {lang!r}: using the dense model")
                 self._warned.add(lang)
@@ -86,49 +160,90 @@ class LanguageMasker:
                 "an accumulation group must hold one language"
             )
         self.deactivate()
-        if lang not in self.masks.languages:
-            return
-        mask = self._device_masks(lang)
-        with torch.no_grad():
-            self._kept = [p.detach().clone() for p in self.params]
-            torch._foreach_mul_([p.data for p in self.params], mask)
-        self._mask = mask
         self.active = lang
+        if lang in self.masks.languages:
+            self._mask = self._unpacked(lang)
+            for layer, mask in zip(self.layers, self._mask):
+                layer.lang_mask, layer.scratch = mask, self._scratch_for(layer.weight)
+
+    def _scratch_for(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        key = (weight.shape, weight.dtype, weight.device)
+        if key not in self._scratch:
+            self._scratch[key] = tuple(torch.empty_like(weight, requires_grad=False) for _ in range(2))
+        return self._scratch[key]
 
     def deactivate(self) -> None:
-        """Restore the kept values at pruned entries: the weights are dense again."""
+        """Use the dense model (drops the unpacked mask)."""
+        for layer in self.layers:
+            layer.lang_mask = layer.scratch = None
+        self._mask, self.active = None, None
+
+    def _restored(self, optimizer: torch.optim.Optimizer):
+        """(tensors, masks): the prunable weights and, with ``frozen``, their optimizer
+        state tensors of the same shape, each with its mask."""
+        tensors, masks = [], []
+        for p, mask in zip(self.params, self._mask):
+            tensors.append(p)
+            masks.append(mask)
+            if self.optim_state_policy == "frozen":
+                for value in optimizer.state.get(p, {}).values():
+                    if torch.is_tensor(value) and value.shape == p.shape and value.is_floating_point():
+                        tensors.append(value)
+                        masks.append(mask)
+        return tensors, masks
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
         if self._mask is None:
-            self.active = None
             return
         with torch.no_grad():
-            for p, m, kept in zip(self.params, self._mask, self._kept):
-                p.data.copy_(torch.where(m, p.data, kept))
-        self._mask, self._kept, self.active = None, None, None
+            tensors, masks = self._restored(optimizer)
+            # one allocation (returned to the system after the step, no heap fragments)
+            flat = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
+            kept = list(torch.split(flat, [t.numel() for t in tensors]))
+            torch._foreach_copy_(kept, [t.reshape(-1) for t in tensors])
+            self._kept = (tensors, masks, kept)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
-        if self._mask is not None:
-            with torch.no_grad():
-                torch._foreach_mul_([p.data for p in self.params], self._mask)
+        if self._kept is None:
+            return
+        tensors, masks, kept = self._kept
+        self._kept = None
+        with torch.no_grad():
+            for t, m, k in zip(tensors, masks, kept):
+                # lerp with weight 0 or 1 is exact: the kept value outside the mask, the
+                # step's value inside it
+                torch.lerp(k.view(t.shape), t, self._scratch_for(t)[1].copy_(m), out=t)
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Re-impose the mask after every step of ``optimizer`` (once per optimizer)."""
+        """Keep weights outside the active mask unchanged by ``optimizer``'s steps
+        (once per optimizer)."""
         if id(optimizer) not in self._optimizers:
+            optimizer.register_step_pre_hook(self._before_step)
             optimizer.register_step_post_hook(self._after_step)
             self._optimizers.add(id(optimizer))
 
     def source_fingerprint_matches(self, module: torch.nn.Module) -> bool:
         """Whether ``module``'s prunable weights are those the masks were extracted from."""
-        from espnet_s3net.masks.mask_file import parameter_fingerprint
-
-        self.deactivate()
         return parameter_fingerprint(module, self.masks.names) == self.masks.meta.get("source_fingerprint")
 
 
-def attach_masker(module: torch.nn.Module, masks: SubnetMasks, missing: str = "error") -> LanguageMasker:
+def _as_masked_linear(module: torch.nn.Module, name: str) -> MaskedLinear:
+    """The ``nn.Linear`` owning parameter ``name`` of ``module``, turned into a MaskedLinear."""
+    owner_name, _, attr = name.rpartition(".")
+    owner = module.get_submodule(owner_name)
+    if attr != "weight" or not isinstance(owner, torch.nn.Linear):
+        raise ValueError(f"prunable tensor {name} is not the weight of an nn.Linear "
+                         f"({type(owner).__name__}.{attr}): only linear weights can be language-masked")
+    if not isinstance(owner, MaskedLinear):
+        owner.__class__ = MaskedLinear
+    return owner
+
+
+def attach_masker(module: torch.nn.Module, masks: SubnetMasks, missing: str = "error",
+                  optim_state_policy: str = "shared") -> LanguageMasker:
     """Create a masker for ``module`` and store it as ``module.language_masker``."""
-    masker = LanguageMasker(module, masks, missing)
+    masker = LanguageMasker(module, masks, missing, optim_state_policy)
     module.language_masker = masker
-    masker.module = module
     return masker
 
 

@@ -5,31 +5,48 @@ valid iterators are wrapped so that, before each batch reaches the model, the
 batch's language is looked up (``utt2category`` next to the first data file),
 a batch mixing languages is refused, and every :class:`LanguageMasker` in the
 model activates that language's sub-network. With no masker it trains like
-ESPnet's Trainer. It also logs per-language step counts and mean loss each
-epoch, counts non-finite losses (ESPnet skips those steps) and stops after
-``--max_nonfinite_steps`` of them, checks that S3Net training starts from the
-weights the masks were extracted from, and refuses to resume with other masks.
+ESPnet's Trainer. Besides:
+
+- schedules advance once per optimizer update: after every step that happened
+  (skipped steps do not count) ``count_update()`` is called on each module that
+  has it (Gumbel temperature, frozen-transformer steps);
+- under DDP, ``find_unused_parameters`` is switched on when a module of the model
+  says that a training step may leave parameters without gradient
+  (``unused_parameters_reason()``: LayerDrop, a transformer frozen for the first
+  updates, ...), whatever the config says;
+- non-finite losses are counted (ESPnet skips those steps) on all ranks alike
+  (a NaN on one rank counts on every rank) and training stops on every rank with
+  the same error after ``--max_nonfinite_steps`` of them;
+- averaged checkpoints (``*.ave_Nbest.pth``) take integer buffers (update
+  counters) from the newest averaged epoch instead of ESPnet's sum;
+- S3Net training starts only from the weights the masks were extracted from, and
+  an experiment is not resumed with other masks.
 """
 
 import argparse
 import dataclasses
 import logging
 import math
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import torch
 from espnet2.fileio.read_text import read_2columns_text
+from espnet2.train.reporter import Reporter
 from espnet2.train.trainer import Trainer, TrainerOptions
 from espnet2.utils.types import str2bool
 
-from espnet_s3net.train.language_masker import LanguageMasker, find_maskers
+from espnet_s3net.train.language_masker import OPTIM_STATE_POLICIES, LanguageMasker, find_maskers
+from espnet_s3net.train.schedules import update_counter_hook
 
 
 @dataclasses.dataclass
 class LanguageMaskTrainerOptions(TrainerOptions):
     max_nonfinite_steps: int
     mask_source_check: bool
+    optim_state_policy: str
     utt2lang_name: str
     train_data_path_and_name_and_type: Sequence
     valid_data_path_and_name_and_type: Sequence
@@ -41,6 +58,79 @@ def read_utt2lang(data_path_and_name_and_type: Sequence, utt2lang_name: str) -> 
     if not path.exists():
         raise ValueError(f"{path} does not exist: the trainer needs each utterance's language")
     return dict(read_2columns_text(path))
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many training steps had a NaN or infinite loss."""
+
+
+def unused_parameters_reasons(model: torch.nn.Module) -> List[str]:
+    """Why a training step of ``model`` may leave parameters without gradient, from every
+    module that defines ``unused_parameters_reason() -> Optional[str]``."""
+    reasons = []
+    for name, module in model.named_modules():
+        reason = module.unused_parameters_reason() if callable(getattr(module, "unused_parameters_reason", None)) else None
+        if reason:
+            reasons.append(f"{name or type(module).__name__}: {reason}")
+    return reasons
+
+
+def keep_newest_integer_buffers(output_dir: Path, criteria: Sequence, nbest) -> None:
+    """In each ``<phase>.<key>.ave_<n>best.pth`` that ESPnet averaged, replace integer
+    tensors (which ESPnet sums, e.g. update counters) by those of the newest averaged
+    epoch. The epochs are chosen as ESPnet chooses them, from the reporter saved in
+    ``checkpoint.pth``."""
+    checkpoint = output_dir / "checkpoint.pth"
+    if not checkpoint.exists():
+        return
+    reporter = Reporter()
+    reporter.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"])
+    nbests = [nbest] if isinstance(nbest, int) else list(nbest)
+    for phase, key, mode in criteria:
+        if not reporter.has(phase, key):
+            continue
+        epochs = [e for e, _ in reporter.sort_epochs_and_values(phase, key, mode)]
+        for n in nbests:
+            path = output_dir / f"{phase}.{key}.ave_{n}best.pth"
+            if n < 2 or n > len(epochs) or not path.exists() or path.is_symlink():
+                continue
+            newest = torch.load(output_dir / f"{max(epochs[:n])}epoch.pth", map_location="cpu")
+            averaged = torch.load(path, map_location="cpu")
+            integer = [k for k, v in averaged.items() if not v.is_floating_point() and not v.is_complex()]
+            if integer:
+                averaged.update({k: newest[k] for k in integer})
+                torch.save(averaged, path)
+                logging.info(f"{path}: {', '.join(integer)} taken from epoch {max(epochs[:n])} (not summed)")
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _agree_across_ranks(lang: str, bad: bool, device: torch.device) -> bool:
+    """All-reduce (max) of [non-finite, language code, -language code]: raises when the
+    ranks' languages differ; returns whether any rank had a non-finite loss."""
+    code = zlib.crc32(str(lang).encode())
+    flags = torch.tensor([int(bad), code, -code], dtype=torch.int64, device=device)
+    torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+    if int(flags[1]) != -int(flags[2]):
+        raise RuntimeError(f"rank {torch.distributed.get_rank()} trains language {lang} while another rank "
+                           "trains another one in the same step: every rank must draw the same language "
+                           "(--batch_type lang_numel with the same --seed on all ranks)")
+    return bool(flags[0])
+
+
+def check_parameters_agree(model: torch.nn.Module) -> None:
+    """Raise when ``model``'s parameters differ between DDP ranks (compared by the sum
+    and sum of squares of every tensor, in float64, all-reduced as max and min)."""
+    stats = torch.stack([s for p in model.parameters() for s in (p.detach().double().sum(),
+                                                                 p.detach().double().pow(2).sum())])
+    both = torch.cat([stats, -stats])
+    torch.distributed.all_reduce(both, op=torch.distributed.ReduceOp.MAX)
+    largest, smallest = both[:len(stats)], -both[len(stats):]
+    if not torch.equal(largest, smallest):
+        raise RuntimeError("the model's parameters differ between DDP ranks after this epoch")
+    logging.info(f"parameters identical on all {torch.distributed.get_world_size()} ranks")
 
 
 class LanguageBatches:
@@ -91,6 +181,11 @@ class LanguageMaskTrainer(Trainer):
         group.add_argument("--mask_source_check", type=str2bool, default=True,
                            help="refuse to start when the prunable weights are not those the masks "
                                 "were extracted from (false for fine-tuning a trained S3Net model)")
+        group.add_argument("--optim_state_policy", choices=OPTIM_STATE_POLICIES, default="shared",
+                           help="optimizer state of weights outside the active language's mask: "
+                                "'shared' lets it decay like for a zero gradient (Adam moments), "
+                                "'frozen' keeps it unchanged until a language that uses the weight "
+                                "trains again")
 
     @classmethod
     def build_options(cls, args: argparse.Namespace) -> TrainerOptions:
@@ -105,8 +200,17 @@ class LanguageMaskTrainer(Trainer):
         maskers = find_maskers(model)
         if maskers:
             cls._check_masks(maskers, trainer_options)
+        if distributed_option.distributed and not trainer_options.unused_parameters:
+            reasons = unused_parameters_reasons(model)
+            if reasons:
+                logging.info("DDP: find_unused_parameters on, as a training step may leave parameters "
+                             f"without gradient: {'; '.join(reasons)}")
+                trainer_options.unused_parameters = True
         super().run(model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
                     plot_attention_iter_factory, trainer_options, distributed_option)
+        if not distributed_option.distributed or distributed_option.dist_rank == 0:
+            keep_newest_integer_buffers(Path(trainer_options.output_dir), trainer_options.best_model_criterion,
+                                        trainer_options.keep_nbest_models)
 
     @staticmethod
     def _check_masks(maskers: List[LanguageMasker], options) -> None:
@@ -142,17 +246,26 @@ class LanguageMaskTrainer(Trainer):
     @staticmethod
     def _loss_hook(model, batches: LanguageBatches, tally: Dict, limit: Optional[int], counter: Dict):
         """Record each batch's loss per language; count non-finite ones and, when
-        ``limit`` is given (training), stop after more than ``limit`` of them."""
+        ``limit`` is given (training), stop after more than ``limit`` of them.
+
+        Under DDP, in training, one all-reduce per step makes every rank agree: a
+        step counts as non-finite on all ranks when it is on one (so all ranks stop
+        together, with the same error), and a step whose batch language differs
+        between ranks is refused before its gradients are all-reduced."""
 
         def hook(module, inputs, output):
-            value = float(output[0].detach().float().mean())
+            loss = output[0] if isinstance(output, (tuple, list)) else output["loss"]
+            value = float(loss.detach().float().mean())
             lang = batches.current
-            if not math.isfinite(value):
+            bad = not math.isfinite(value)
+            if limit is not None and _distributed():
+                bad = _agree_across_ranks(lang, bad, loss.device)
+            if bad:
                 counter["count"] += 1
-                logging.warning(f"non-finite loss {value} on a {lang} batch: the step is skipped "
+                logging.warning(f"non-finite loss on a {lang} batch: the step is skipped "
                                 f"({counter['count']} so far)")
                 if limit is not None and counter["count"] > limit:
-                    raise RuntimeError(
+                    raise NonFiniteLossError(
                         f"{counter['count']} steps had a non-finite loss (limit "
                         f"--max_nonfinite_steps {limit}): stopping. Lower the learning rate, "
                         "check the data of the logged batches, or disable AMP.")
@@ -168,16 +281,22 @@ class LanguageMaskTrainer(Trainer):
         tally = defaultdict(lambda: defaultdict(float))
         batches = cls._wrap(model, iterator, options, "train_data_path_and_name_and_type", tally)
         for masker in batches.maskers:
+            masker.optim_state_policy = options.optim_state_policy
             for optimizer in optimizers:
                 masker.attach_optimizer(optimizer)
         if not hasattr(cls, "_nonfinite"):  # train_one_epoch called outside run()
             cls._nonfinite = {"count": 0}
-        handle = cls._loss_hook(model, batches, tally, options.max_nonfinite_steps, cls._nonfinite)
+        handles = [cls._loss_hook(model, batches, tally, options.max_nonfinite_steps, cls._nonfinite),
+                   optimizers[0].register_step_post_hook(update_counter_hook(model))]
         try:
-            return super().train_one_epoch(model, batches, optimizers, schedulers, scaler, reporter,
-                                           summary_writer, options, distributed_option)
+            invalid = super().train_one_epoch(model, batches, optimizers, schedulers, scaler, reporter,
+                                              summary_writer, options, distributed_option)
+            if distributed_option.distributed:
+                check_parameters_agree(model)
+            return invalid
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
             for masker in batches.maskers:
                 masker.deactivate()
             cls._log_tally("train", tally)

@@ -1,6 +1,7 @@
-"""The S3Net training stage from extracted masks learns: pre-train → extract TE masks →
+"""The S3Net training stage from extracted masks: pre-train → extract TE masks →
 language-adaptive training of xlsr_tiny on espeak-ng speech of two languages, through
-the same entry points as recipe stages 6-8."""
+the same entry points as recipe stages 6-8. A few updates train the sub-networks and
+nothing else (default run); 300 updates lower the contrastive loss (slow)."""
 
 import re
 import subprocess
@@ -8,8 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import soxr
+import torch
 
 from espnet_s3net.bin import extract_subnets, ssl_train
 from espnet_s3net.masks.mask_file import SubnetMasks
@@ -32,8 +35,8 @@ model_conf:
 batch_type: lang_numel
 lang_alpha: 0.5
 batch_bins: 400000
-num_iters_per_epoch: 60
-max_epoch: 5
+num_iters_per_epoch: {iters}
+max_epoch: {epochs}
 num_workers: 0
 num_att_plot: 0
 optim: adam
@@ -88,7 +91,8 @@ def _train_contrastive(log: str):
     return [float(m) for m in re.findall(r"epoch results: \[train\].*?loss_contrastive=([0-9.]+)", log)]
 
 
-def test_s3net_training_from_extracted_masks_lowers_the_loss(tmp_path):
+def _s3net_run(tmp_path: Path, epochs: int, iters: int):
+    """Pre-training, TE extraction and S3Net training; the S3Net run's log (stderr)."""
     train = _speech_dirs(tmp_path / "dump")
     pre = tmp_path / "exp" / "xlsr_pretrain"
     ssl_train.main(["--config", str(CONF / "pretrain_xlsr_tiny.yaml"), "--output_dir", str(pre), *_data_args(train)])
@@ -99,14 +103,36 @@ def test_s3net_training_from_extracted_masks_lowers_the_loss(tmp_path):
     assert SubnetMasks.load(str(masks)).languages == ["es", "fr"]
 
     out = tmp_path / "exp" / "s3net_te"
-    (tmp_path / "s3net.yaml").write_text(S3NET_CONFIG.format(masks=masks))
+    (tmp_path / "s3net.yaml").write_text(S3NET_CONFIG.format(masks=masks, epochs=epochs, iters=iters))
     result = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.ssl_train", "--config", str(tmp_path / "s3net.yaml"),
                              "--output_dir", str(out), "--init_param", str(pre / "valid.loss.ave.pth"),
                              *_data_args(train)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "masks.fingerprint").exists()
     assert all(f"[train] language {lang}:" in result.stderr for lang in ("es", "fr"))
-    losses = _train_contrastive(result.stderr)
+    return result.stderr
+
+
+def test_s3net_training_from_extracted_masks_moves_only_the_sub_networks(tmp_path):
+    _s3net_run(tmp_path, epochs=1, iters=10)
+    exp = tmp_path / "exp"
+    start = torch.load(exp / "xlsr_pretrain" / "valid.loss.ave.pth", weights_only=True)
+    end = torch.load(exp / "s3net_te" / "valid.loss.ave.pth", weights_only=True)
+    subnets = SubnetMasks.load(str(exp / "subnets_te" / "masks.pt"))
+    es, fr = subnets.dense("es"), subnets.dense("fr")
+    moved = kept = 0
+    for name in subnets.names:
+        union = es[name] | fr[name]
+        before, after = start[f"xlsr.{name}"], end[f"xlsr.{name}"]
+        assert torch.equal(after[~union], before[~union]), name  # in no language's sub-network
+        moved += int((after[union] != before[union]).sum())
+        kept += int(union.sum())
+    assert moved > 0.9 * kept, (moved, kept)  # Adam moves every weight with a gradient
+
+
+@pytest.mark.slow
+def test_s3net_training_from_extracted_masks_lowers_the_loss(tmp_path):
+    losses = _train_contrastive(_s3net_run(tmp_path, epochs=5, iters=60))
     assert len(losses) == 5, losses
     # Chance level is log(K + 1) = log(21) = 3.04 (xlsr_tiny: K = 20 distractors); a run
     # that learned nothing stays there (epoch means within ±0.05). The contrastive term

@@ -1,6 +1,9 @@
+import pytest
 import torch
 
 from espnet_s3net.masks.extraction import extract_language, lth_masks, taylor_importance
+from espnet_s3net.masks.pruning import prunable_parameters
+from espnet_s3net.models.pretrain_model import XLSRPretrainModel, find_xlsr
 
 NAME = "encoder.transformer.layers.0.attention.q_proj.weight"
 
@@ -67,3 +70,131 @@ def test_iterative_lth_reaches_the_target_and_same_seed_same_masks():
     a = extract_language("random", Linear(w), _params, [], cfg, torch.device("cpu"), seed=5)
     b = extract_language("random", Linear(w), _params, [], cfg, torch.device("cpu"), seed=5)
     assert torch.equal(a[NAME], b[NAME])
+
+
+class Drift(torch.nn.Module):
+    """A loss linear in the prunable ``w`` (gradient ``-direction``, constant), so Adam moves
+    each entry by exactly ``lr · sign(direction)`` per step (0 where the direction is 0).
+    Non-prunable state that training changes too: a bias ``b`` (a parameter) and a floating
+    buffer ``count`` (+1 per forward). ``record`` gets every forward's state_dict."""
+
+    def __init__(self, w, direction, record=lambda state: None):
+        super().__init__()
+        self.w = torch.nn.Parameter(w.clone())
+        self.b = torch.nn.Parameter(torch.tensor([0.5, -0.5]))
+        self.register_buffer("count", torch.zeros(()))
+        self.direction = direction
+        self.record = record
+
+    def forward(self, speech, speech_lengths):
+        self.record({k: v.detach().clone() for k, v in self.state_dict().items()})
+        with torch.no_grad():
+            self.count += 1.0
+        loss = -(self.direction * self.w).sum() - self.b.sum() + 0.0 * speech.sum()
+        return loss, {}, 1
+
+
+# Adam, 3 steps of lr 0.1: the moving entries go 0.3 towards sign(D); the others stay.
+W0 = torch.tensor([[0.50, -0.45, 0.10, -0.05], [0.30, 0.20, -0.35, 0.02]])
+D = torch.tensor([[0.0, 0.0, 1.0, -1.0], [0.0, -1.0, 1.0, 1.0]])
+# trained:        [[0.50, -0.45, 0.40, -0.35], [0.30, -0.10, -0.05, 0.32]]
+# |trained|, largest 4: the first row. Not the largest |W0| (0, 1, 4, 6), not the smallest
+# |trained| (second row), not the largest movement (0.3 for all entries with D != 0).
+KEEP_HALF = torch.tensor([[True, True, True, True], [False, False, False, False]])
+LTH = dict(steps=3, lr=0.1, scope="layerwise", device=torch.device("cpu"))
+TOY_BATCHES = [(torch.zeros(1, 4), torch.tensor([4]))]
+
+
+def _w(model):
+    return {"w": model.w}
+
+
+def test_lth_keeps_the_largest_trained_magnitudes_in_closed_form():
+    keep = lth_masks(Drift(W0, D), ["w"], _w, TOY_BATCHES, rounds=1, sparsity=0.5, **LTH)["w"]
+    assert torch.equal(keep, KEEP_HALF)
+
+
+def test_iterative_lth_rewinds_the_survivors_in_closed_form():
+    # round 1 prunes half (target 1 - 0.25^(1/2)): the first row survives; rewound to W0 and
+    # retrained it reaches [0.50, -0.45, 0.40, -0.35] again, so round 2 keeps columns 0, 1.
+    # Without the rewind round 2 would start from round 1's weights and keep columns 2, 3
+    # (0.70, -0.65).
+    keep = lth_masks(Drift(W0, D), ["w"], _w, TOY_BATCHES, rounds=2, sparsity=0.75, **LTH)["w"]
+    assert keep.tolist() == [[True, True, False, False], [False] * 4]
+
+
+def test_iterative_lth_rewinds_every_tensor_at_each_round_start():
+    seen = []
+    model = Drift(W0, D, record=seen.append)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    lth_masks(model, ["w"], _w, TOY_BATCHES, rounds=3, sparsity=0.75, **LTH)
+    assert len(seen) == 9
+    for r, state in enumerate(seen[::3]):
+        # the non-prunable parameter and the floating buffer are back at their start
+        assert torch.equal(state["b"], start["b"]) and torch.equal(state["count"], start["count"]), r
+        # the prunable tensor: its starting values under the mask of the previous round
+        kept = state["w"] != 0
+        assert torch.equal(state["w"], start["w"] * kept), r
+        assert (~kept).sum() == round((1 - 0.25 ** (r / 3)) * 8), r
+    assert not torch.equal(seen[2]["b"], start["b"])  # training did move them
+    assert torch.equal(model.b.detach(), start["b"]) and model.count == 0  # the caller's copy untouched
+
+
+def _noisy_xlsr_tiny():
+    """xlsr_tiny where train mode matters (dropout, LayerDrop, Gumbel noise, temperature)."""
+    torch.manual_seed(0)
+    return XLSRPretrainModel({"name": "xlsr_tiny", "dropout": 0.1, "attention_dropout": 0.1,
+                              "dropout_input": 0.1, "dropout_features": 0.1, "layer_drop": 0.5})
+
+
+def _speech_batches():
+    gen = torch.Generator().manual_seed(0)
+    return [(0.1 * torch.randn(2, 16000, generator=gen), torch.tensor([16000, 12000])) for _ in range(2)]
+
+
+def _xlsr_params(model):
+    return prunable_parameters(find_xlsr(model))
+
+
+TE = {"sparsity": 0.5, "scope": "layerwise"}
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_te_twice_on_the_same_model_gives_identical_masks(training):
+    model = _noisy_xlsr_tiny().train(training)
+    model.xlsr.encoder.train(not training)  # a mixed state, restored as it was
+    modes = [m.training for m in model.modules()]
+    runs = []
+    for _ in range(2):
+        torch.rand(3)  # the caller's RNG moves on between the runs
+        rng = torch.get_rng_state()
+        runs.append(extract_language("te", model, _xlsr_params, _speech_batches(), TE, torch.device("cpu"), seed=7))
+        assert torch.equal(torch.get_rng_state(), rng)  # the caller's RNG is untouched
+    for name in runs[0]:
+        assert torch.equal(runs[0][name], runs[1][name]), name
+    assert [m.training for m in model.modules()] == modes
+    assert int(model.xlsr.quantizer.num_updates) == 0  # no training forward happened
+
+
+def test_te_scores_are_the_eval_mode_gradients():
+    model = _noisy_xlsr_tiny()
+    masks = extract_language("te", model.train(), _xlsr_params, _speech_batches(), TE, torch.device("cpu"), seed=7)
+    reference = _noisy_xlsr_tiny().eval()
+    with torch.random.fork_rng():
+        torch.manual_seed(7)  # the same span masks and negatives
+        scores = taylor_importance(reference, _xlsr_params(reference), _speech_batches(), torch.device("cpu"))
+    for name, mask in masks.items():
+        keep = scores[name].reshape(-1).sort(stable=True).indices[round(0.5 * mask.numel()):]
+        assert torch.equal(mask.reshape(-1).nonzero().squeeze(1), keep.sort().values), name
+
+
+def test_lth_on_xlsr_is_reproducible_and_leaves_the_model_alone():
+    model = _noisy_xlsr_tiny()
+    cfg = {**TE, "lth_steps": 2, "lth_lr": 1e-3, "lth_rounds": 2}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    runs = [extract_language("lth", model, _xlsr_params, _speech_batches(), cfg, torch.device("cpu"), seed=7)
+            for _ in range(2)]
+    for name in runs[0]:
+        assert torch.equal(runs[0][name], runs[1][name]), name
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k

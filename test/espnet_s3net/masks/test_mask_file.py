@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits, unpack_bits_by_shifts
 
 
 def _masks(shapes, langs=("es", "fr"), seed=0):
@@ -22,20 +22,29 @@ def test_bitpack_round_trip_with_odd_sizes(tmp_path):
     assert loaded.fingerprint != SubnetMasks.from_dense(_masks([(3, 5), (7,), (1, 1, 9)], seed=1), {}).fingerprint
 
 
+def test_unpacking_on_cpu_and_by_shifts_agree():
+    flat = torch.rand(1003) < 0.5
+    packed = SubnetMasks.from_dense({"es": {"w": flat}}, {}).packed("es")
+    assert torch.equal(unpack_bits(packed, 1003), flat.to(torch.uint8))
+    assert torch.equal(unpack_bits_by_shifts(packed, 1003), flat.to(torch.uint8))
+
+
 def test_storage_is_one_bit_per_weight():
     masks = SubnetMasks.from_dense(_masks([(1000, 17)]), {})
     assert all(b.numel() == (17000 + 7) // 8 for b in masks._bits.values())
 
 
-def test_mask_file_for_another_model_is_refused():
+def test_mask_file_for_another_model_is_refused(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(5, 3))
-    masks = SubnetMasks.from_dense({"es": {"0.weight": torch.ones(3, 4, dtype=torch.bool)}}, {})
-    with pytest.raises(ValueError, match=r"tensor 0\.weight has shape \(3, 5\), the masks expect \(3, 4\)"):
+    SubnetMasks.from_dense({"es": {"0.weight": torch.ones(3, 4, dtype=torch.bool)}}, {}).save(str(tmp_path / "m.pt"))
+    masks = SubnetMasks.load(str(tmp_path / "m.pt"))
+    with pytest.raises(ValueError, match=rf"mask file {tmp_path}/m.pt does not fit the model: "
+                                         r"tensor 0\.weight has shape \(3, 5\), the masks expect \(3, 4\)"):
         masks.check_model(model)
     other = SubnetMasks.from_dense({"es": {"1.weight": torch.ones(3, 5, dtype=torch.bool)}}, {})
-    with pytest.raises(ValueError, match="it has no tensor 1.weight"):
+    with pytest.raises(ValueError, match=r"the model has no tensor 1.weight \(it has e.g. 0.weight, 0.bias\)"):
         other.check_model(model)
-    with pytest.raises(ValueError, match="no mask for language 'it'; the mask file has: es"):
+    with pytest.raises(ValueError, match=f"no mask for language 'it'; mask file {tmp_path}/m.pt has: es"):
         masks.dense("it")
 
 

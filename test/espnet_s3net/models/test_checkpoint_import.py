@@ -34,7 +34,7 @@ def test_huggingface_import_matches(tmp_path, pre_ln):
     with torch.no_grad():
         hf_out = hf(wav, mask_time_indices=mask)
         hf_hidden = hf.wav2vec2(wav, mask_time_indices=mask).last_hidden_state
-        hidden, _ = ours.encode(wav, time_mask=mask)
+        hidden, _, _ = ours.encode(wav, time_mask=mask)
         normed = ours.encoder.feature_projection.layer_norm(feats)
         targets = ours.project_q(ours.quantizer(normed[mask])[0])
     torch.testing.assert_close(hidden[-1], hf_hidden, atol=1e-4, rtol=0)

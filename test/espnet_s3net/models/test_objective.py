@@ -34,13 +34,16 @@ def test_span_mask_deterministic_for_a_generator():
 
 
 def test_quantizer_temperature_schedule_and_state():
-    q = GumbelVectorQuantizer(8, 2, 4, 6, temperature=(2.0, 0.5, 0.9))
-    assert q.temperature == 2.0
+    torch.manual_seed(0)
+    q = GumbelVectorQuantizer(8, 2, 4, 6, temperature=(2.0, 0.5, 0.9)).train()
     for _ in range(3):
-        q.step()
-    assert math.isclose(q.temperature, 2.0 * 0.9 ** 3)
+        q(torch.randn(5, 8))  # forwards never advance the schedule
+    assert int(q.num_updates) == 0 and q.temperature == 2.0
+    for n in range(1, 4):
+        q.count_update()
+        assert math.isclose(q.temperature, 2.0 * 0.9 ** n)
     for _ in range(100):
-        q.step()
+        q.count_update()
     assert q.temperature == 0.5
     assert int(q.state_dict()["num_updates"]) == 103
 

@@ -6,6 +6,7 @@ import torch
 
 from espnet_s3net.models.xlsr import XLSRModel, get_config
 from espnet_s3net.synth.espeak import get_engine
+from espnet_s3net.train.schedules import count_update
 
 SENTENCES = ["la casa es grande y blanca", "el perro come pan", "mañana vamos al mercado",
              "los niños juegan en el parque"]
@@ -26,7 +27,8 @@ def test_contrastive_loss_drops_and_accuracy_beats_chance():
     torch.manual_seed(0)
     wav = _speech()
     # The Gumbel temperature is annealed within this short run (decay 0.99 per update
-    # instead of 0.999995, which is meant for hundreds of thousands of updates).
+    # instead of 0.999995, which is meant for hundreds of thousands of updates); it
+    # advances once per optimizer update, as the trainer does.
     cfg = get_config("xlsr_tiny", latent_temp=(1.0, 0.5, 0.99))
     model = XLSRModel(cfg).train()
     optim = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -36,6 +38,7 @@ def test_contrastive_loss_drops_and_accuracy_beats_chance():
         optim.zero_grad()
         out.loss.backward()
         optim.step()
+        count_update(model)
         losses.append(out.contrastive.item())
         accs.append(out.accuracy.item())
     first, last = np.mean(losses[:10]), np.mean(losses[-20:])

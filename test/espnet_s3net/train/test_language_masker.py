@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
-from espnet_s3net.train.language_masker import attach_masker, find_maskers
+from espnet_s3net.train.language_masker import MaskedLinear, attach_masker, find_maskers
 
 NAMES = ["encoder.transformer.layers.0.attention.q_proj.weight",
          "encoder.transformer.layers.0.feed_forward.intermediate_dense.weight"]
@@ -87,18 +87,83 @@ def test_outside_mask_bit_identical_inside_changes(opt, mode):
         assert not torch.equal(params[n].detach()[inside], before[n][inside]), n
 
 
+def _subnetwork(model, masks, lang):
+    """A plain copy of ``model`` whose prunable weights are W ⊙ m^lang."""
+    ref = Toy()
+    ref.load_state_dict(model.state_dict())
+    params = dict(ref.named_parameters())
+    with torch.no_grad():
+        for n, m in masks.dense(lang).items():
+            params[n].mul_(m)
+    return ref
+
+
+def test_forward_is_the_subnetwork_after_steps_of_the_same_language():
+    model, masks, masker, optimizer = _setup(OPTIMIZERS["adam"])
+    _steps(model, masker, optimizer, "fr", n=2)
+    masker.activate("es")
+    x = torch.randn(5, 6)
+    for _ in range(3):  # stale momentum from fr must not leak into es's forward
+        model(x).pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        assert torch.equal(model(x), _subnetwork(model, masks, "es")(x))
+
+
 def test_next_language_sees_the_values_left_behind():
     model, masks, masker, optimizer = _setup(OPTIMIZERS["adam"])
-    params = dict(model.named_parameters())
     _steps(model, masker, optimizer, "es")
-    after_es = {n: params[n].detach().clone() for n in NAMES}
+    x = torch.randn(5, 6)
     masker.activate("fr")
-    fr = masks.dense("fr")
-    for n in NAMES:
-        assert torch.equal(params[n].detach(), after_es[n] * fr[n])
+    assert torch.equal(model(x), _subnetwork(model, masks, "fr")(x))
     masker.deactivate()
+    assert torch.equal(model(x), _subnetwork(model, masks, "es")(x)) is False
+    reference = Toy()
+    reference.load_state_dict(model.state_dict())
+    assert torch.equal(model(x), reference(x))
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_masked_linear_gradients_match_the_masked_dense_layer(autocast):
+    torch.manual_seed(3)
+    layer, ref = torch.nn.Linear(6, 5), torch.nn.Linear(6, 5)
+    mask = (torch.rand(5, 6) < 0.5).to(torch.uint8)
+    with torch.no_grad():
+        ref.weight.copy_(layer.weight * mask)
+        ref.bias.copy_(layer.bias)
+    layer.__class__ = MaskedLinear
+    layer.lang_mask, layer.scratch = mask, (torch.empty(5, 6), torch.empty(5, 6))
+    x = torch.randn(2, 3, 6, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    for module, inputs in ((layer, x), (ref, x_ref)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = module(inputs)
+        out.float().pow(2).sum().backward()
+    tol = dict(rtol=2e-2, atol=2e-2) if autocast else dict(rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(x.grad, x_ref.grad, **tol)
+    torch.testing.assert_close(layer.weight.grad, ref.weight.grad * mask, **tol)
+    torch.testing.assert_close(layer.bias.grad, ref.bias.grad, **tol)
+    assert not layer.weight.grad[mask == 0].any()
+
+
+@pytest.mark.parametrize("policy", ["shared", "frozen"])
+def test_optimizer_state_policy(policy):
+    model = Toy()
+    masks = _masks(model)
+    masker = attach_masker(model, masks, optim_state_policy=policy)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    masker.attach_optimizer(optimizer)
+    _steps(model, masker, optimizer, "fr", n=2)
+    params = dict(model.named_parameters())
+    before = {n: {k: v.clone() for k, v in optimizer.state[params[n]].items() if k != "step"} for n in NAMES}
+    _steps(model, masker, optimizer, "es", n=2)
+    es = masks.dense("es")
     for n in NAMES:
-        assert torch.equal(params[n].detach(), after_es[n])
+        for key, old in before[n].items():
+            new = optimizer.state[params[n]][key]
+            outside_same = torch.equal(new[~es[n]], old[~es[n]])
+            assert outside_same == (policy == "frozen"), (n, key)
+            assert not torch.equal(new[es[n]], old[es[n]]), (n, key)
 
 
 def test_clipping_sees_the_masked_gradient():
@@ -117,7 +182,7 @@ def test_state_dict_holds_dense_weights():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     masker.activate("es")
     state = model.state_dict()
-    assert masker.active is None
+    assert masker.active == "es"
     for k in before:
         assert torch.equal(state[k], before[k])
 
@@ -132,18 +197,68 @@ def test_language_switch_with_pending_gradients_is_refused():
 
 def test_missing_language():
     model, _, masker, _ = _setup(OPTIMIZERS["adam"])
-    with pytest.raises(ValueError, match="no sub-network mask for language 'it'; masks exist for: es, fr"):
+    with pytest.raises(ValueError, match="no sub-network mask for language 'it'; masks exist for: es, fr \\(the mask file\\)"):
         masker.activate("it")
     dense_model = Toy()
     dense_masker = attach_masker(dense_model, _masks(dense_model), missing="dense")
-    before = [p.clone() for p in dense_model.parameters()]
-    dense_masker.activate("it")
-    assert all(torch.equal(a, b) for a, b in zip(before, dense_model.parameters()))
+    reference = Toy()
+    x = torch.randn(2, 6)
+    for _ in range(3):  # accumulation over several batches of the language without a mask
+        dense_masker.activate("it")
+        dense_model(x).sum().backward()
+        reference(x).sum().backward()
+    assert dense_masker.active == "it"
+    for p, q in zip(dense_model.parameters(), reference.parameters()):
+        assert torch.equal(p.grad, q.grad)
     assert find_maskers(dense_model) == [dense_masker]
 
 
+def test_only_linear_weights_can_be_masked():
+    model = Toy()
+    masks = SubnetMasks.from_dense({"es": {"head.bias": torch.ones(1, dtype=torch.bool)}}, {})
+    with pytest.raises(ValueError, match="head.bias is not the weight of an nn.Linear"):
+        attach_masker(model, masks)
 def test_source_fingerprint():
     model, _, masker, optimizer = _setup(OPTIMIZERS["adam"])
     assert masker.source_fingerprint_matches(model)
     _steps(model, masker, optimizer, "es", n=1)
     assert not masker.source_fingerprint_matches(model)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_amp_masked_steps_on_cuda(dtype):
+    """AMP on a GPU (fp16 with a GradScaler, bf16 without): weights outside the mask stay
+    bit-identical, including a step the scaler skips for an infinite gradient."""
+    if not torch.cuda.is_available():
+        pytest.fail("no CUDA device: run the gpu tests on a machine with one")
+    model = Toy().cuda()
+    masks = _masks(model)
+    masker = attach_masker(model, masks)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    masker.attach_optimizer(optimizer)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    params = dict(model.named_parameters())
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    es = {n: m.cuda() for n, m in masks.dense("es").items()}
+
+    def step(lang, poison=False):
+        masker.activate(lang)
+        x = torch.randn(4, 6, device="cuda", generator=gen)
+        with torch.autocast("cuda", dtype=dtype):
+            loss = model(x).float().pow(2).mean()
+        scaler.scale(loss * (float("inf") if poison else 1.0)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad()
+
+    for _ in range(2):
+        step("fr")
+    before = {n: params[n].detach().clone() for n in NAMES}
+    for poison in (False, True, False):
+        step("es", poison=poison and dtype == torch.float16)
+    for n in NAMES:
+        assert torch.equal(params[n].detach()[~es[n]], before[n][~es[n]]), n
+        assert not torch.equal(params[n].detach()[es[n]], before[n][es[n]]), n
+    if dtype == torch.float16:
+        assert scaler.get_scale() < 65536.0  # the poisoned step was skipped and the scale lowered

@@ -68,3 +68,71 @@ def test_nonfinite_losses_are_counted_and_stop_training():
     with pytest.raises(RuntimeError, match="3 steps had a non-finite loss"):
         model((torch.tensor(float("nan")), {}, 1))
     handle.remove()
+
+
+S3NET_STEPS = """
+model_conf:
+    xlsr_conf:
+        name: xlsr_tiny
+    mask_file: {masks}
+batch_type: lang_numel
+batch_bins: 32000
+num_iters_per_epoch: 8
+max_epoch: 1
+num_workers: 0
+num_att_plot: 0
+optim: adam
+optim_conf:
+    lr: 1.0e-2
+keep_nbest_models: 1
+seed: 1
+"""
+
+
+def test_training_steps_touch_only_the_batch_language(tmp_path, monkeypatch):
+    """Through ESPnet's training loop: every training batch activates its language, and
+    a step of language l changes no weight outside m^l (Adam's momentum from the other
+    language's steps included)."""
+    from trainer_data import data_args, lang_data, start_model
+
+    from espnet_s3net.bin import ssl_train
+    from espnet_s3net.train.language_masker import LanguageMasker
+
+    masks = start_model(tmp_path)
+    (tmp_path / "conf.yaml").write_text(S3NET_STEPS.format(masks=tmp_path / "masks.pt"))
+    snapshots = []  # (language, prunable weights) before each training batch
+    activate = LanguageMasker.activate
+
+    def recording_activate(self, lang):
+        if self.module.training:
+            snapshots.append((lang, [p.detach().clone() for p in self.params]))
+        activate(self, lang)
+
+    monkeypatch.setattr(LanguageMasker, "activate", recording_activate)
+    ssl_train.main(["--config", str(tmp_path / "conf.yaml"), "--output_dir", str(tmp_path / "exp"), "--ngpu", "0",
+                    "--init_param", str(tmp_path / "init.pth"), *data_args(lang_data(tmp_path / "data"))])
+    assert len(snapshots) == 8
+    assert {lang for lang, _ in snapshots} == {"es", "fr"}
+    final = torch.load(tmp_path / "exp" / "1epoch.pth", weights_only=True)
+    after = [(None, [final[f"xlsr.{n}"] for n in masks.names])]
+    for (lang, before), (_, later) in zip(snapshots, snapshots[1:] + after):
+        dense = masks.dense(lang)
+        for name, old, new in zip(masks.names, before, later):
+            assert torch.equal(new[~dense[name]], old[~dense[name]]), (lang, name)
+            assert not torch.equal(new[dense[name]], old[dense[name]]), (lang, name)
+
+
+def test_schedules_advance_once_per_optimizer_update(tmp_path):
+    """accum_grad 4 over 8 training batches: 2 optimizer updates, so the Gumbel
+    temperature decays exactly twice (validation forwards do not count)."""
+    from trainer_data import data_args, lang_data
+
+    from espnet_s3net.bin import ssl_train
+
+    conf = S3NET_STEPS.replace("    mask_file: {masks}\n", "").replace("num_iters_per_epoch: 8",
+                                                                        "num_iters_per_epoch: 8\naccum_grad: 4")
+    (tmp_path / "conf.yaml").write_text(conf)
+    ssl_train.main(["--config", str(tmp_path / "conf.yaml"), "--output_dir", str(tmp_path / "exp"), "--ngpu", "0",
+                    *data_args(lang_data(tmp_path / "data"))])
+    state = torch.load(tmp_path / "exp" / "1epoch.pth", weights_only=True)
+    assert int(state["xlsr.quantizer.num_updates"]) == 2

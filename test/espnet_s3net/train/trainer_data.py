@@ -1,0 +1,57 @@
+"""Small language-tagged data dirs and a starting S3Net model for the trainer tests."""
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+from espnet_s3net.masks.pruning import prunable_parameters, random_masks
+from espnet_s3net.models.pretrain_model import XLSRPretrainModel
+
+LANGS = ("es", "fr")
+
+
+def lang_data(d: Path, nan_short: bool = False) -> Path:
+    """Two utterances per language (1.0 s and 0.8 s of noise, text "a b a"); with
+    ``nan_short`` the shorter one of each pair is NaN. A 2-utterance batch sorted by
+    length gives the longer to rank 0 and the shorter to rank 1."""
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    files = {name: [] for name in ("wav.scp", "text", "utt2category", "utt2num_samples")}
+    for lang in LANGS:
+        for i, num in enumerate((16000, 12800)):
+            utt = f"{lang}-s-{i}"
+            audio = (0.1 * rng.standard_normal(num)).astype(np.float32)
+            if nan_short and i == 1:
+                audio[:] = np.nan
+            sf.write(d / f"{utt}.wav", audio, 16000, subtype="FLOAT")
+            for name, value in (("wav.scp", d / f"{utt}.wav"), ("text", "a b a"), ("utt2category", lang),
+                                ("utt2num_samples", num)):
+                files[name].append(f"{utt} {value}")
+    for name, lines in files.items():
+        (d / name).write_text("\n".join(sorted(lines)) + "\n")
+    return d
+
+
+def start_model(tmp: Path) -> SubnetMasks:
+    """The starting S3Net model (tmp/init.pth) and random masks for it (tmp/masks.pt)."""
+    torch.manual_seed(0)
+    model = XLSRPretrainModel({"name": "xlsr_tiny"})
+    torch.save(model.state_dict(), tmp / "init.pth")
+    params = prunable_parameters(model.xlsr)
+    masks = SubnetMasks.from_dense({lang: random_masks(params, 0.5, "layerwise", i) for i, lang in enumerate(LANGS)},
+                                   {"source_fingerprint": parameter_fingerprint(model.xlsr, list(params))})
+    masks.save(str(tmp / "masks.pt"))
+    return masks
+
+
+def data_args(d: Path, text: bool = False):
+    out = []
+    for split in ("train", "valid"):
+        out += [f"--{split}_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound"]
+        if text:
+            out += [f"--{split}_data_path_and_name_and_type", f"{d}/text,text,text"]
+        out += [f"--{split}_shape_file", f"{d}/utt2num_samples"]
+    return out
