@@ -13,7 +13,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dump_dir", required=True, help="e.g. dump/raw")
     parser.add_argument("--langs", required=True, help='space-separated language ids, e.g. "es fr"')
     parser.add_argument("--token_list_dir", required=True, help="e.g. data/token_list")
-    parser.add_argument("--data_dir", default=None, help="raw data dirs (their skipped.tsv is counted too)")
+    parser.add_argument("--data_dir", default=None,
+                        help="raw data dirs: their skips count too (once where stage 3 copied them)")
     parser.add_argument("--output", required=True, help="markdown file, e.g. data/data_report.md")
     return parser
 

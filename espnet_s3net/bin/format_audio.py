@@ -6,7 +6,8 @@
 
 ``job`` decodes (mp3, any libsndfile format), downmixes, resamples to ``--fs`` and writes
 FLAC; clips that cannot be decoded or fall outside ``--min_duration``/``--max_duration``
-are skipped with the reason in the dump dir's ``skipped.tsv``.
+are skipped with the reason (and the decoder's message or the duration as its detail) in the
+dump dir's ``skipped.tsv``.
 """
 
 import argparse

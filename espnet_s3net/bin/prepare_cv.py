@@ -3,7 +3,8 @@
 Writes ``<data_dir>/{train,dev,test}_<locale>`` and the unions ``train_multi`` and
 ``dev_multi``: wav.scp, text (normalised), utt2spk, spk2utt, utt2lang, utt2category,
 category2utt, text_phn_list (when split lists give phones) and skipped.tsv. A clip listed
-in more than one split is kept in dev/test and skipped from train.
+in more than one split is kept in dev/test and skipped from train; with ``--train_from
+validated`` so is every train clip of a dev or test speaker.
 
 ``--combine DST SRC...`` only builds a union of existing data dirs.
 """
@@ -15,7 +16,7 @@ import sys
 from collections import Counter
 
 from espnet_s3net.data.commonvoice import SPLITS, check_release, prepare_locale
-from espnet_s3net.data.kaldi_dir import combine_data_dirs, write_data_dir
+from espnet_s3net.data.kaldi_dir import Skip, combine_data_dirs, write_data_dir
 from espnet_s3net.languages import check_languages
 from espnet_s3net.log import setup_logging
 
@@ -31,7 +32,7 @@ def write_split(data_dir: str, name: str, utts, skips) -> None:
     if any(u.phones for u in utts):
         files["text_phn_list"] = {u.utt_id: u.phones for u in utts if u.phones}
     write_data_dir(os.path.join(data_dir, name), files, skips)
-    counts = Counter(reason for _, reason in skips)
+    counts = Counter(skip.reason for skip in skips)
     detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))
     logging.info(f"{name}: {len(utts)} utterances, {len(skips)} skipped" + (f" ({detail})" if detail else ""))
 
@@ -45,7 +46,7 @@ def prepare(cv_root: str, langs, data_dir: str, train_from: str, max_train_hours
         train, train_skips = splits["train"]
         overlap = [u for u in train if u.audio in held_out]
         splits["train"] = ([u for u in train if u.audio not in held_out],
-                           train_skips + [(os.path.basename(u.audio), "duplicate clip path (also in dev/test)")
+                           train_skips + [Skip(os.path.basename(u.audio), "duplicate clip path (also in dev/test)")
                                           for u in overlap])
         for split in SPLITS:
             utts, skips = splits[split]
@@ -62,7 +63,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cv_root", help="release directory with <locale>/ folders")
     parser.add_argument("--langs", help='space-separated locales, e.g. "es fr sv-SE"')
     parser.add_argument("--data_dir", default="data")
-    parser.add_argument("--train_from", default="train", choices=["train", "validated"])
+    parser.add_argument("--train_from", default="train", choices=["train", "validated"],
+                        help="train.tsv, or validated.tsv minus the dev/test clips and speakers")
     parser.add_argument("--max_train_hours", type=float, default=None)
     parser.add_argument("--split_list_dir", default=None,
                         help="fixed lists <dir>/<locale>/{train,dev,test}.txt: clip_id [phones...]")

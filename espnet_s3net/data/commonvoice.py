@@ -6,8 +6,7 @@ A release directory holds ``<locale>/{train,dev,test,validated}.tsv`` and
 ``sentence_id sentence_domain accents variant locale segment``; only
 ``client_id``, ``path`` and ``sentence`` are needed.
 
-Every row that cannot be used becomes a ``(item, reason)`` skip; nothing is
-dropped silently.
+Every row that cannot be used becomes a :class:`Skip`; nothing is dropped silently.
 """
 
 import csv
@@ -17,11 +16,12 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from espnet_s3net.data.kaldi_dir import Skip
 from espnet_s3net.text.normalize import normalize_sentence
 
 SPLITS = ("train", "dev", "test")
 REQUIRED_COLUMNS = ("client_id", "path", "sentence")
-Skip = Tuple[str, str]
+HELD_OUT_SPEAKER = "speaker is in dev/test"
 
 
 @dataclass
@@ -86,7 +86,8 @@ def read_tsv(path: str) -> Tuple[List[Dict[str, str]], List[Skip]]:
             if not fields:
                 continue
             if len(fields) != len(header):
-                skips.append((f"{path}:{lineno}", f"row has {len(fields)} fields, header has {len(header)}"))
+                skips.append(Skip(f"{path}:{lineno}", "wrong number of fields",
+                                  f"row has {len(fields)} fields, header has {len(header)}"))
                 continue
             rows.append(dict(zip(header, fields)))
     return rows, skips
@@ -115,18 +116,18 @@ def _utterances(rows: List[Dict[str, str]], locale: str, clips_dir: str,
         path = row["path"]
         audio = os.path.join(clips_dir, path)
         if path in seen:
-            skips.append((path, "duplicate clip path"))
+            skips.append(Skip(path, "duplicate clip path"))
             continue
         seen.add(path)
         if not os.path.isfile(audio):
-            skips.append((path, "missing clip file"))
+            skips.append(Skip(path, "missing clip file"))
             continue
         if os.path.getsize(audio) == 0:
-            skips.append((path, "zero-byte clip"))
+            skips.append(Skip(path, "zero-byte clip"))
             continue
         text, reason = normalize_sentence(row["sentence"], locale)
         if text is None:
-            skips.append((path, reason))
+            skips.append(Skip(path, reason))
             continue
         spk = speaker_id(locale, row["client_id"])
         utt_phones = phones.get(clip_stem(path)) if phones else None
@@ -154,6 +155,24 @@ def _cap_hours(utts: List[Utterance], durations: Dict[str, float], max_hours: fl
     return kept
 
 
+def _validated_train(locale_dir: str, locale: str, dev_test: Dict[str, List[Dict[str, str]]]
+                     ) -> Tuple[List[Dict[str, str]], List[Skip]]:
+    """Rows of ``validated.tsv`` for train: the dev and test clips are left out, and so is every
+    row of a dev or test speaker (Common Voice's splits are speaker-disjoint); the latter are skips."""
+    rows, skips = read_tsv(os.path.join(locale_dir, "validated.tsv"))
+    clips = {r["path"] for split_rows in dev_test.values() for r in split_rows}
+    speaker_split = {r["client_id"]: split for split, split_rows in dev_test.items() for r in split_rows}
+    rest = [r for r in rows if r["path"] not in clips]
+    train = [r for r in rest if r["client_id"] not in speaker_split]
+    skips += [Skip(r["path"], HELD_OUT_SPEAKER,
+                   f"speaker {speaker_id(locale, r['client_id'])} is in {speaker_split[r['client_id']]}")
+              for r in rest if r["client_id"] in speaker_split]
+    logging.info(f"{locale}: train from validated.tsv: {len(rows)} rows, {len(rows) - len(rest)} are dev/test "
+                 f"clips, {len(rest) - len(train)} more are by dev/test speakers ({HELD_OUT_SPEAKER!r}), "
+                 f"{len(train)} left")
+    return train, skips
+
+
 def _read_split_list(path: str) -> Dict[str, Optional[str]]:
     """``clip [phones...]`` lines -> {clip stem: phones or None}."""
     out = {}
@@ -176,7 +195,8 @@ def prepare_locale(
 
     Args:
         train_from: ``"train"`` (the release's split) or ``"validated"`` (validated
-            minus the dev and test clips, ESPnet's Common Voice convention).
+            minus the dev and test clips, ESPnet's Common Voice convention, and minus
+            every clip of a dev or test speaker).
         max_train_hours: cap on train hours (deterministic subset).
         split_list_dir: fixed lists ``<dir>/<locale>/{train,dev,test}.txt`` of clip ids
             with optional phone transcripts; clips are taken from ``validated.tsv``.
@@ -192,16 +212,14 @@ def prepare_locale(
         for split in SPLITS:
             listed = _read_split_list(os.path.join(split_list_dir, locale, f"{split}.txt"))
             skips = list(bad) if split == "train" else []
-            skips += [(clip, "listed clip not in validated.tsv") for clip in listed if clip not in by_stem]
+            skips += [Skip(clip, "listed clip not in validated.tsv") for clip in listed if clip not in by_stem]
             utts, more = _utterances([by_stem[c] for c in listed if c in by_stem], locale, clips_dir,
                                      {c: p for c, p in listed.items() if p})
             result[split] = (utts, skips + more)
     else:
         tables = {split: read_tsv(os.path.join(locale_dir, f"{split}.tsv")) for split in ("dev", "test")}
         if train_from == "validated":
-            rows, bad = read_tsv(os.path.join(locale_dir, "validated.tsv"))
-            held_out = {r["path"] for split in ("dev", "test") for r in tables[split][0]}
-            tables["train"] = ([r for r in rows if r["path"] not in held_out], bad)
+            tables["train"] = _validated_train(locale_dir, locale, {s: tables[s][0] for s in ("dev", "test")})
         else:
             tables["train"] = read_tsv(os.path.join(locale_dir, "train.tsv"))
         for split in SPLITS:

@@ -3,15 +3,25 @@
 Per-utterance files (``wav.scp``, ``text``, ``text_*``, ``utt2*``) map an utterance id to a
 value, one line each, sorted by id in byte order (``LC_ALL=C``). ``spk2utt`` and
 ``category2utt`` are derived from ``utt2spk`` and ``utt2category``. ``skipped.tsv``
-(header ``item<TAB>reason``) lists every dropped item with the reason.
+(header ``item<TAB>reason<TAB>detail``) lists every dropped item with the kind of reason
+(the same text for the same kind of problem, so that skips group) and the item's detail
+(e.g. a library's error message, a duration).
 """
 
 import csv
 import os
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 DERIVED = {"spk2utt": "utt2spk", "category2utt": "utt2category"}
 SKIPPED = "skipped.tsv"
+
+
+class Skip(NamedTuple):
+    """One dropped item: ``reason`` is the kind of problem, ``detail`` what is specific to the item."""
+
+    item: str
+    reason: str
+    detail: str = ""
 
 
 def _key(utt: str) -> bytes:
@@ -65,28 +75,36 @@ def write_derived(data_dir: str) -> None:
                         {k: " ".join(sorted(v, key=_key)) for k, v in groups.items()})
 
 
-def append_skipped(data_dir: str, rows: Iterable[Tuple[str, str]]) -> None:
-    """Append ``(item, reason)`` rows to ``data_dir/skipped.tsv`` (created with its header)."""
+def append_skipped(data_dir: str, rows: Iterable[Skip]) -> None:
+    """Append ``rows`` to ``data_dir/skipped.tsv`` (created with its header)."""
     rows = list(rows)
     path = os.path.join(data_dir, SKIPPED)
     new = not os.path.isfile(path)
     with open(path, "a", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         if new:
-            writer.writerow(["item", "reason"])
+            writer.writerow(Skip._fields)
         writer.writerows(rows)
 
 
-def read_skipped(data_dir: str) -> List[Tuple[str, str]]:
+def read_skip_rows(data_dir: str) -> List[Skip]:
+    """Rows of ``data_dir/skipped.tsv`` (none if it is missing; a file without the
+    ``detail`` column gives empty details)."""
     path = os.path.join(data_dir, SKIPPED)
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8", newline="") as f:
-        return [(row["item"], row["reason"]) for row in csv.DictReader(f, delimiter="\t")]
+        return [Skip(row["item"], row["reason"], row.get("detail") or "")
+                for row in csv.DictReader(f, delimiter="\t")]
+
+
+def read_skipped(data_dir: str) -> List[Tuple[str, str]]:
+    """``(item, reason)`` of every row of ``data_dir/skipped.tsv``."""
+    return [(row.item, row.reason) for row in read_skip_rows(data_dir)]
 
 
 def write_data_dir(data_dir: str, files: Dict[str, Dict[str, str]],
-                   skipped: Sequence[Tuple[str, str]] = ()) -> None:
+                   skipped: Sequence[Skip] = ()) -> None:
     """Write per-utterance ``files`` (name -> mapping), the derived files and skips."""
     os.makedirs(data_dir, exist_ok=True)
     for name, mapping in files.items():
@@ -108,7 +126,7 @@ def drop_utterances(data_dir: str, drop: Dict[str, str]) -> None:
         mapping = read_kaldi_map(path)
         write_kaldi_map(path, {k: v for k, v in mapping.items() if k not in drop})
     write_derived(data_dir)
-    append_skipped(data_dir, sorted(drop.items(), key=lambda kv: _key(kv[0])))
+    append_skipped(data_dir, [Skip(utt, drop[utt]) for utt in sorted(drop, key=_key)])
 
 
 def combine_data_dirs(dst: str, srcs: Sequence[str]) -> None:
@@ -125,7 +143,7 @@ def combine_data_dirs(dst: str, srcs: Sequence[str]) -> None:
                 if key in files[name]:
                     raise ValueError(f"utterance {key} occurs in more than one of {list(srcs)}")
                 files[name][key] = value
-    skipped = [row for src in srcs for row in read_skipped(src)]
+    skipped = [row for src in srcs for row in read_skip_rows(src)]
     write_data_dir(dst, files, skipped)
 
 

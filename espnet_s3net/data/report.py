@@ -1,39 +1,37 @@
 """The data report: per language and split, utterances / hours / speakers, skips by
 reason, and the token inventory (recipe stage 5)."""
 
-import csv
 import os
 from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
-from espnet_s3net.data.kaldi_dir import read_kaldi_map
+from espnet_s3net.data.kaldi_dir import read_kaldi_map, read_skipped
 
 SPLITS = ("train", "dev", "test")
 SAMPLE_RATE = 16000
 
 
-def _skips(path: str) -> Counter:
-    """Skip counts by reason from a ``skipped.tsv`` (header ``item<TAB>reason``)."""
+def skip_counts(set_dir: str, raw_set_dir: Optional[str] = None) -> Dict[str, int]:
+    """Skipped items by reason of a dump dir and its raw data dir, each item once: stage 3
+    copies the raw dir's skips into the dump dir, so a skip in both counts once."""
+    rows = Counter(read_skipped(set_dir))
+    if raw_set_dir is not None:
+        rows |= Counter(read_skipped(raw_set_dir))
     counts: Counter = Counter()
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t"):
-                counts[row["reason"]] += 1
-    return counts
+    for (_, reason), n in rows.items():
+        counts[reason] += n
+    return dict(counts)
 
 
 def split_stats(set_dir: str, raw_set_dir: Optional[str] = None) -> Dict:
     """Utterances, hours, speakers and skips of one dump dir (skips of the raw data dir too)."""
     lengths = read_kaldi_map(os.path.join(set_dir, "utt2num_samples"))
     speakers = set(read_kaldi_map(os.path.join(set_dir, "utt2spk")).values())
-    skips = _skips(os.path.join(set_dir, "skipped.tsv"))
-    if raw_set_dir is not None:
-        skips += _skips(os.path.join(raw_set_dir, "skipped.tsv"))
     return {
         "utterances": len(lengths),
         "hours": sum(int(n) for n in lengths.values()) / SAMPLE_RATE / 3600,
         "speakers": len(speakers),
-        "skipped": dict(skips),
+        "skipped": skip_counts(set_dir, raw_set_dir),
     }
 
 
@@ -76,7 +74,8 @@ def build_report(dump_dir: str, langs: Sequence[str], token_list_dir: str,
             lines.append(f"| {lang} | {split} | {st['utterances']} | {st['hours']:.4f} | "
                          f"{st['speakers']} | {skipped} |")
         inventories[lang] = phone_inventory(os.path.join(dump_dir, f"train_{lang}"))
-    lines += ["", "## Phone inventory (train)", "", "| language | phones | inventory |", "|---|---:|---|"]
+    lines += ["", f"Every skipped item, with its reason and detail: `{dump_dir}/<split>_<language>/skipped.tsv`.",
+              "", "## Phone inventory (train)", "", "| language | phones | inventory |", "|---|---:|---|"]
     for lang, phones in inventories.items():
         lines.append(f"| {lang} | {len(phones)} | {' '.join(phones)} |")
     lines += ["", "## Token lists", "", "| token type | entries |", "|---|---:|"]

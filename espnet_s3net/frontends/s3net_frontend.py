@@ -3,8 +3,9 @@
 The XLSR model comes from one of
 - ``ssl_config`` + ``ssl_model_file``: a checkpoint of our pre-training or S3Net training
   (``exp/xlsr_pretrain``, ``exp/s3net_<method>``);
-- ``init_checkpoint``: a public fairseq ``.pt`` file or Hugging Face directory (with
-  ``xlsr_conf`` giving the matching architecture, or read from the HF ``config.json``);
+- ``init_checkpoint``: a public fairseq ``.pt`` file or Hugging Face directory, whose
+  architecture is read from the checkpoint (fairseq ``cfg.model``/``args``, HF
+  ``config.json``); an ``xlsr_conf`` given as well must agree with it field by field;
 - ``xlsr_conf`` alone: a named configuration from scratch (tests).
 
 With ``mask_file`` each language's sub-network is used: the ``LanguageMaskTrainer`` puts
@@ -36,21 +37,9 @@ def _load_xlsr(xlsr_conf, ssl_config, ssl_model_file, init_checkpoint):
             raise ValueError("ssl_config needs ssl_model_file")
         model, _ = XLSRPretrainTask.build_model_from_file(ssl_config, ssl_model_file, "cpu")
         return model.xlsr
-    if xlsr_conf is None and init_checkpoint is not None:
-        from espnet_s3net.models.checkpoint_import import load_pretrained, read_huggingface_config
-        from espnet_s3net.models.xlsr import XLSRModel
-
-        xlsr = XLSRModel(read_huggingface_config(init_checkpoint))
-        load_pretrained(xlsr, init_checkpoint)
-        return xlsr
-    if xlsr_conf is None:
+    if xlsr_conf is None and init_checkpoint is None:
         raise ValueError("the s3net frontend needs ssl_config + ssl_model_file, init_checkpoint or xlsr_conf")
-    xlsr = build_xlsr(xlsr_conf)
-    if init_checkpoint is not None:
-        from espnet_s3net.models.checkpoint_import import load_pretrained
-
-        load_pretrained(xlsr, init_checkpoint)
-    return xlsr
+    return build_xlsr(xlsr_conf, init_checkpoint)
 
 
 class S3NetFrontend(AbsFrontend):

@@ -8,22 +8,32 @@ Two formats:
 Encoder names follow torchaudio's, which equal Hugging Face's without the
 ``wav2vec2.`` prefix; the pre-training heads (quantizer, ``project_q``,
 ``final_proj`` = HF ``project_hid``, mask embedding = HF ``masked_spec_embed``) are
-carried too, so pre-training can continue. Loading is strict: a tensor whose shape
-differs from the model's, or a model tensor the checkpoint lacks, raises
-``ValueError`` naming it.
+carried too, so pre-training can continue.
+
+A checkpoint carries its architecture (HF ``config.json``; fairseq ``cfg["model"]``, or
+the ``args`` namespace of older files): :func:`read_checkpoint_config` gives it, with the
+checkpoint's training settings, as an :class:`XLSRConfig`. Loading is strict: a config
+that differs from the checkpoint's in an architecture field (``ARCHITECTURE_FIELDS``;
+those of the pre-training heads only where the checkpoint holds the heads), a tensor
+whose shape differs from the model's, or a model tensor the checkpoint lacks raises
+``ValueError`` naming each.
 """
 
+import argparse
+import ast
 import json
 import os
 import re
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 import torch
 
-from espnet_s3net.models.xlsr import XLSRConfig, XLSRModel
+from espnet_s3net.models.xlsr import ARCHITECTURE_FIELDS, HEAD_FIELDS, XLSRConfig, XLSRModel
 
-# heads that a fine-tuned or encoder-only checkpoint may lack; the encoder may not
-_OPTIONAL_PREFIXES = ("quantizer.", "project_q.", "final_proj.", "mask_emb")
+# the pre-training heads and the mask embedding, which a fine-tuned or encoder-only
+# checkpoint may lack; the encoder may not
+_HEAD_PREFIXES = ("quantizer.", "project_q.", "final_proj.")
+_OPTIONAL_PREFIXES = _HEAD_PREFIXES + ("mask_emb",)
 
 _FAIRSEQ_RULES = [
     (r"^feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
@@ -96,7 +106,7 @@ def config_from_huggingface(config: Dict) -> XLSRConfig:
         dropout_input=config.get("feat_proj_dropout", 0.0),
         dropout_features=config.get("feat_quantizer_dropout", 0.0),
         layer_drop=config.get("layerdrop", 0.0),
-        final_dim=config.get("proj_codevector_dim", 256),
+        final_dim=config.get("proj_codevector_dim", 256), codevector_dim=config.get("codevector_dim", 256),
         latent_groups=config.get("num_codevector_groups", 2),
         latent_vars=config.get("num_codevectors_per_group", 320),
         num_negatives=config.get("num_negatives", 100),
@@ -104,6 +114,72 @@ def config_from_huggingface(config: Dict) -> XLSRConfig:
         diversity_weight=config.get("diversity_loss_weight", 0.1),
         mask_prob=config.get("mask_time_prob", 0.65), mask_length=config.get("mask_time_length", 10),
         min_masks=config.get("mask_time_min_masks", 2),
+    )
+
+
+_FAIRSEQ_EXTRACTOR = {"default": "group_norm", "layer_norm": "layer_norm"}
+# fairseq wav2vec 2.0 options XLSRModel implements one value of (checked where present)
+_FAIRSEQ_FIXED = {
+    "activation_fn": "gelu", "layer_type": "transformer", "pos_conv_depth": 1, "quantize_targets": True,
+    "quantize_input": False, "target_glu": False, "quantizer_depth": 1,
+}
+
+
+def _fairseq_list(value, name: str) -> list:
+    """A fairseq list option: as stored, or a Python expression of number, list and tuple
+    literals with ``+`` and ``*``, e.g. ``"[(512, 10, 5)] + [(512, 3, 2)] * 4"``."""
+    if not isinstance(value, str):
+        return list(value)
+
+    def evaluate(node):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [evaluate(element) for element in node.elts]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            left, right = evaluate(node.left), evaluate(node.right)
+            return left + right if isinstance(node.op, ast.Add) else left * right
+        raise ValueError(f"fairseq {name} {value!r} is not a list of number literals")
+
+    try:
+        return evaluate(ast.parse(value, mode="eval").body)
+    except SyntaxError as e:
+        raise ValueError(f"fairseq {name} {value!r} is not a list of number literals") from e
+
+
+def config_from_fairseq(config: Dict) -> XLSRConfig:
+    """XLSRConfig matching a fairseq wav2vec 2.0 model config (``cfg["model"]``, or
+    ``vars(args)`` of older checkpoints); a missing or unsupported option raises
+    ``ValueError`` naming it."""
+    model = config.get("_name", config.get("arch", "wav2vec2"))
+
+    def get(name: str):
+        if name not in config:
+            raise ValueError(f"the fairseq model config ({model}) lacks {name!r}")
+        return config[name]
+
+    for name, value in _FAIRSEQ_FIXED.items():
+        if name in config and config[name] != value:
+            raise ValueError(f"fairseq {name}={config[name]!r} is not supported (XLSRModel has {name}={value!r})")
+    extractor_mode = get("extractor_mode")
+    if extractor_mode not in _FAIRSEQ_EXTRACTOR:
+        raise ValueError(f"fairseq extractor_mode {extractor_mode!r} is not one of {list(_FAIRSEQ_EXTRACTOR)}")
+    final_dim = get("final_dim") or get("encoder_embed_dim")  # fairseq: 0 = encoder_embed_dim
+    return XLSRConfig(
+        extractor_mode=_FAIRSEQ_EXTRACTOR[extractor_mode],
+        conv_layers=_fairseq_list(get("conv_feature_layers"), "conv_feature_layers"),
+        conv_bias=get("conv_bias"), embed_dim=get("encoder_embed_dim"), num_layers=get("encoder_layers"),
+        num_heads=get("encoder_attention_heads"), ffn_dim=get("encoder_ffn_embed_dim"),
+        pos_conv_kernel=get("conv_pos"), pos_conv_groups=get("conv_pos_groups"),
+        layer_norm_first=get("layer_norm_first"), dropout=get("dropout"),
+        attention_dropout=get("attention_dropout"), activation_dropout=get("activation_dropout"),
+        dropout_input=get("dropout_input"), dropout_features=get("dropout_features"),
+        layer_drop=get("encoder_layerdrop"), feature_grad_mult=get("feature_grad_mult"),
+        final_dim=final_dim, codevector_dim=get("latent_dim") or None,  # fairseq: 0 = final_dim
+        latent_groups=get("latent_groups"), latent_vars=get("latent_vars"),
+        latent_temp=_fairseq_list(get("latent_temp"), "latent_temp"),
+        mask_prob=get("mask_prob"), mask_length=get("mask_length"), num_negatives=get("num_negatives"),
+        logit_temp=get("logit_temp"),
     )
 
 
@@ -119,23 +195,72 @@ def _read_huggingface(path: str) -> Dict[str, torch.Tensor]:
     raise ValueError(f"{path} holds neither model.safetensors nor pytorch_model.bin")
 
 
-def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """State dict in XLSRModel names from a HF directory or a fairseq ``.pt`` file."""
-    if os.path.isdir(path):
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            raise ValueError(f"{path} is not a Hugging Face model directory (no config.json)")
-        return convert_huggingface_state(_read_huggingface(path))
+def read_huggingface_config(path: str) -> XLSRConfig:
+    """XLSRConfig of a Hugging Face model directory."""
+    config = os.path.join(path, "config.json")
+    if not os.path.isfile(config):
+        raise ValueError(f"{path} is not a Hugging Face model directory (no config.json)")
+    with open(config, encoding="utf-8") as f:
+        return config_from_huggingface(json.load(f))
+
+
+def _read_fairseq(path: str) -> Dict:
+    """The fairseq checkpoint dict of ``path``."""
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint {path} does not exist")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path} is not a fairseq checkpoint (no 'model' entry)")
-    return convert_fairseq_state(ckpt["model"])
+    return ckpt
 
 
-def load_pretrained(model: XLSRModel, path: str) -> None:
-    """Load a public checkpoint into ``model``, strictly (see the module docstring)."""
-    state = read_checkpoint(path)
+def _fairseq_config(ckpt: Dict, path: str) -> XLSRConfig:
+    """:func:`config_from_fairseq` of a checkpoint's ``cfg["model"]`` or ``args``."""
+    if ckpt.get("cfg") is not None:
+        config = dict(ckpt["cfg"]["model"])
+    elif isinstance(ckpt.get("args"), argparse.Namespace):
+        config = vars(ckpt["args"])
+    else:
+        raise ValueError(f"fairseq checkpoint {path} holds no model config (neither 'cfg' nor 'args')")
+    try:
+        return config_from_fairseq(config)
+    except ValueError as e:
+        raise ValueError(f"checkpoint {path}: {e}") from e
+
+
+def read_checkpoint_config(path: str) -> XLSRConfig:
+    """Architecture and training settings of a HF directory or a fairseq ``.pt`` file."""
+    if os.path.isdir(path):
+        return read_huggingface_config(path)
+    return _fairseq_config(_read_fairseq(path), path)
+
+
+def read_checkpoint(path: str) -> Tuple[XLSRConfig, Dict[str, torch.Tensor]]:
+    """Config (:func:`read_checkpoint_config`) and state dict in XLSRModel names of a HF
+    directory or a fairseq ``.pt`` file, reading the file once."""
+    if os.path.isdir(path):
+        return read_huggingface_config(path), convert_huggingface_state(_read_huggingface(path))
+    ckpt = _read_fairseq(path)
+    return _fairseq_config(ckpt, path), convert_fairseq_state(ckpt["model"])
+
+
+def _check_architecture(cfg: XLSRConfig, checkpoint_cfg: XLSRConfig, state: Dict[str, torch.Tensor],
+                        path: str) -> None:
+    """``ValueError`` naming every architecture field (with both values) where ``cfg``
+    differs from the checkpoint's; the heads' fields count only if ``state`` holds heads."""
+    ours, theirs = cfg.architecture(), checkpoint_cfg.architecture()
+    has_heads = any(name.startswith(_HEAD_PREFIXES) for name in state)
+    differing = [
+        f"{name}: config {ours[name]!r}, checkpoint {theirs[name]!r}" for name in ARCHITECTURE_FIELDS
+        if ours[name] != theirs[name] and (has_heads or name not in HEAD_FIELDS)
+    ]
+    if differing:
+        raise ValueError(f"the XLSR config does not match the architecture of checkpoint {path}: "
+                         + "; ".join(differing))
+
+
+def _load_state(model: XLSRModel, state: Dict[str, torch.Tensor], path: str) -> None:
+    """Load ``state`` into ``model``, strictly (see the module docstring)."""
     own = model.state_dict()
     for name, tensor in own.items():
         if name == "quantizer.num_updates":
@@ -155,7 +280,22 @@ def load_pretrained(model: XLSRModel, path: str) -> None:
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 
-def read_huggingface_config(path: str) -> XLSRConfig:
-    """XLSRConfig of a Hugging Face model directory."""
-    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-        return config_from_huggingface(json.load(f))
+def load_pretrained(model: XLSRModel, path: str) -> None:
+    """Load a public checkpoint into ``model``, strictly (see the module docstring)."""
+    checkpoint_cfg, state = read_checkpoint(path)
+    _check_architecture(model.cfg, checkpoint_cfg, state, path)
+    _load_state(model, state, path)
+
+
+def from_checkpoint(path: str, cfg: Optional[XLSRConfig] = None) -> XLSRModel:
+    """XLSRModel loaded from a public checkpoint: with ``cfg`` (checked against the
+    checkpoint's architecture; its training settings are kept) or, if None, with the
+    checkpoint's own config."""
+    checkpoint_cfg, state = read_checkpoint(path)
+    if cfg is None:
+        cfg = checkpoint_cfg
+    else:
+        _check_architecture(cfg, checkpoint_cfg, state, path)
+    model = XLSRModel(cfg)
+    _load_state(model, state, path)
+    return model

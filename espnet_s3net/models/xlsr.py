@@ -12,7 +12,7 @@ Targets are quantized at the masked frames only (as fairseq does).
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torchaudio.models.wav2vec2.components import _get_encoder, _get_feature_extractor
@@ -50,7 +50,8 @@ class XLSRConfig:
     layer_drop: float = 0.05
     feature_grad_mult: float = 0.1
     # quantizer and contrastive task
-    final_dim: int = 256
+    final_dim: int = 256                         # projected space of context and targets
+    codevector_dim: Optional[int] = None         # quantizer output (codevectors); None: final_dim
     latent_groups: int = 2
     latent_vars: int = 320
     latent_temp: Tuple[float, float, float] = (2.0, 0.5, 0.999995)
@@ -67,6 +68,34 @@ class XLSRConfig:
         self.latent_temp = tuple(self.latent_temp)
         if self.extractor_mode not in ("group_norm", "layer_norm"):
             raise ValueError(f"extractor_mode must be group_norm or layer_norm, got {self.extractor_mode!r}")
+
+    @property
+    def quantizer_dim(self) -> int:
+        """Size of a quantized vector: ``codevector_dim``, or ``final_dim`` when None."""
+        return self.final_dim if self.codevector_dim is None else self.codevector_dim
+
+    def architecture(self) -> Dict[str, object]:
+        """The :data:`ARCHITECTURE_FIELDS` values (``codevector_dim`` resolved)."""
+        return {name: self.quantizer_dim if name == "codevector_dim" else getattr(self, name)
+                for name in ARCHITECTURE_FIELDS}
+
+
+# Every XLSRConfig field is one of these two. Architecture: what a checkpoint's tensors
+# mean (shapes, normalisation placement, attention heads, ...); a checkpoint only fits a
+# config that agrees on all of them. Training settings (regularisation, masking, objective,
+# schedules) may differ from the checkpoint's.
+ARCHITECTURE_FIELDS = (
+    "extractor_mode", "conv_layers", "conv_bias", "embed_dim", "num_layers", "num_heads", "ffn_dim",
+    "pos_conv_kernel", "pos_conv_groups", "layer_norm_first",
+    "final_dim", "codevector_dim", "latent_groups", "latent_vars",
+)
+# the architecture of the pre-training heads (quantizer, project_q, final_proj) only
+HEAD_FIELDS = ("final_dim", "codevector_dim", "latent_groups", "latent_vars")
+TRAINING_FIELDS = (
+    "dropout", "attention_dropout", "activation_dropout", "dropout_input", "dropout_features",
+    "layer_drop", "feature_grad_mult", "latent_temp", "mask_prob", "mask_length", "min_masks",
+    "num_negatives", "logit_temp", "diversity_weight", "feature_penalty_weight",
+)
 
 
 NAMED_CONFIGS = {
@@ -160,9 +189,9 @@ class XLSRModel(torch.nn.Module):
         self.mask_emb = torch.nn.Parameter(torch.empty(cfg.embed_dim).uniform_())
         self.dropout_features = torch.nn.Dropout(cfg.dropout_features)
         self.quantizer = GumbelVectorQuantizer(
-            conv_dim, cfg.latent_groups, cfg.latent_vars, cfg.final_dim, cfg.latent_temp
+            conv_dim, cfg.latent_groups, cfg.latent_vars, cfg.quantizer_dim, cfg.latent_temp
         )
-        self.project_q = torch.nn.Linear(cfg.final_dim, cfg.final_dim)
+        self.project_q = torch.nn.Linear(cfg.quantizer_dim, cfg.final_dim)
         self.final_proj = torch.nn.Linear(cfg.embed_dim, cfg.final_dim)
         self._init_weights()
 

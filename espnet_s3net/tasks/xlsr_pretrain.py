@@ -45,10 +45,11 @@ class XLSRPretrainTask(LanguageSamplerTaskMixin, AbsTask):
         group.add_argument(
             "--model_conf",
             action=NestedDictAction,
-            default=dict(xlsr_conf=dict(name="xlsr_base")),
+            default=dict(),
             help="Keyword arguments of XLSRPretrainModel: xlsr_conf (name of an "
-            "XLSR configuration + overrides), loss weights, init_checkpoint, "
-            "mask_file",
+            "XLSR configuration + overrides; default: the architecture of "
+            "init_checkpoint, or xlsr_base without one), init_checkpoint, "
+            "mask_file, mask_missing",
         )
         group.add_argument(
             "--init",
@@ -99,11 +100,6 @@ class XLSRPretrainTask(LanguageSamplerTaskMixin, AbsTask):
                     f"{previous}: give only one"
                 )
             model_conf["init_checkpoint"] = init
-        if "xlsr_conf" not in model_conf:
-            raise ValueError(
-                "model_conf needs 'xlsr_conf' (e.g. {name: xlsr_base}), got "
-                f"keys {sorted(model_conf)}"
-            )
         model = XLSRPretrainModel(**model_conf)
         logging.info(
             f"XLSRPretrainModel: {sum(p.numel() for p in model.parameters())} "

@@ -34,7 +34,7 @@ synth_dir=synth_cv      # where the synthetic corpus is written
 synth_size=small        # tiny (CI) or small (demo)
 synth_seed=0            # seed of the synthetic corpus
 # stage 1: Common Voice reading
-train_from=train        # train (release split) or validated (validated minus dev/test)
+train_from=train        # train (release split) or validated (validated minus dev/test clips and speakers)
 max_train_hours=        # cap of train hours per language (XLSR protocol: 1)
 split_list_dir=         # fixed split lists <dir>/<locale>/{train,dev,test}.txt: clip [phones...]
 # stage 3: audio

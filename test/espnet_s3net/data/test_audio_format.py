@@ -1,8 +1,9 @@
+import numpy as np
 import soundfile as sf
 
 from conftest import write_mp3
 from espnet_s3net.data.audio_format import format_part, merge_parts, split_scp
-from espnet_s3net.data.kaldi_dir import read_kaldi_map, read_skipped, write_data_dir
+from espnet_s3net.data.kaldi_dir import read_kaldi_map, read_skip_rows, read_skipped, write_data_dir
 
 
 def test_format_resamples_and_skips_bad_clips(tmp_path):
@@ -26,6 +27,32 @@ def test_format_resamples_and_skips_bad_clips(tmp_path):
     assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")
     assert abs(int(read_kaldi_map(f"{out}/utt2num_samples")["s-ok"]) - 16000) < 1200
     reasons = dict(read_skipped(str(out)))
-    assert reasons["s-short"].startswith("shorter than the minimum")
-    assert reasons["s-bad"].startswith("corrupt or undecodable audio")
+    assert reasons["s-short"] == "shorter than the minimum duration"
+    assert reasons["s-bad"] == "cannot decode audio (corrupt or unsupported format)"
     assert list(read_kaldi_map(f"{out}/text")) == ["s-ok"]
+
+
+def test_skip_reasons_say_what_is_wrong(tmp_path):
+    """Our reason first (libsndfile says "does not exist" for a corrupt file that exists),
+    the library's text as the detail."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_mp3(clips / "ok.mp3")
+    (clips / "corrupt.mp3").write_bytes(np.random.default_rng(0).bytes(4000))
+    (clips / "empty.mp3").write_bytes(b"")
+    sf.write(clips / "silent.wav", [], 16000)
+    paths = {f"s-{name.split('.')[0]}": str(clips / name)
+             for name in ("ok.mp3", "corrupt.mp3", "empty.mp3", "gone.mp3", "silent.wav")}
+    data, out = tmp_path / "data", tmp_path / "dump"
+    write_data_dir(str(data), {"wav.scp": paths})
+    for part in split_scp(str(data), str(out), nj=1):
+        format_part(part, str(out))
+    merge_parts(str(data), str(out), nj=1)
+    rows = {row.item: row[1:] for row in read_skip_rows(str(out))}
+    reason, detail = rows["s-corrupt"]
+    assert reason == "cannot decode audio (corrupt or unsupported format)"
+    assert "corrupt.mp3" in detail and "Error" in detail
+    assert rows["s-gone"] == ("file not found", paths["s-gone"])
+    assert rows["s-empty"] == ("empty file", paths["s-empty"])
+    assert rows["s-silent"] == ("empty audio", paths["s-silent"])
+    assert "s-ok" not in rows

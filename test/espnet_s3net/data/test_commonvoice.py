@@ -25,14 +25,14 @@ def test_bad_inputs_are_named_skips(tmp_path):
         f.write("c1\tshort.mp3\tonly three fields\n")
     train, skips = prepare_locale(str(root), "es")["train"]
     assert [u.text for u in train] == ["uno dos"]
-    reasons = dict(skips)
+    reasons = {skip.item: skip.reason for skip in skips}
     assert reasons["ok.mp3"] == "duplicate clip path"
     assert reasons["empty.mp3"] == "empty sentence"
     assert reasons["gone.mp3"] == "missing clip file"
     assert reasons["zero.mp3"] == "zero-byte clip"
     assert reasons["num.mp3"] == "contains digits"
-    bad_row = [item for item in reasons if item.endswith("train.tsv:8")]
-    assert bad_row and reasons[bad_row[0]] == "row has 3 fields, header has 13"
+    bad_row = [skip for skip in skips if skip.item.endswith("train.tsv:8")]
+    assert bad_row and bad_row[0][1:] == ("wrong number of fields", "row has 3 fields, header has 13")
 
 
 def test_train_from_validated_excludes_dev_and_test(release):
@@ -42,6 +42,19 @@ def test_train_from_validated_excludes_dev_and_test(release):
         f.write("\t".join({"client_id": "c1", "path": "x.mp3", "sentence": "extra"}.get(c, "") for c in NEW_HEADER) + "\n")
     train, _ = prepare_locale(str(release), "es", train_from="validated")["train"]
     assert sorted(u.text for u in train) == ["buenos días", "extra", "hola mundo"]
+
+
+def test_train_from_validated_drops_dev_and_test_speakers(tmp_path, caplog):
+    root = make_release(tmp_path / "cv", rows={
+        "train": [("c1", "a.mp3", "uno"), ("c2", "b.mp3", "dos"), ("c3", "e.mp3", "tres")],
+        "dev": [("c2", "c.mp3", "Adiós")], "test": [("c3", "d.mp3", "Gracias")]})
+    with caplog.at_level("INFO"):
+        train, skips = prepare_locale(str(root), "es", train_from="validated")["train"]
+    assert [u.text for u in train] == ["uno"]
+    assert sorted(skips) == [
+        ("b.mp3", "speaker is in dev/test", f"speaker {speaker_id('es', 'c2')} is in dev"),
+        ("e.mp3", "speaker is in dev/test", f"speaker {speaker_id('es', 'c3')} is in test")]
+    assert "5 rows, 2 are dev/test clips, 2 more are by dev/test speakers" in caplog.text
 
 
 def test_hour_cap_and_split_lists(release, tmp_path):
@@ -55,7 +68,7 @@ def test_hour_cap_and_split_lists(release, tmp_path):
     splits = prepare_locale(str(release), "es", split_list_dir=str(tmp_path / "lists"))
     train, skips = splits["train"]
     assert [(u.text, u.phones) for u in train] == [("hola mundo", "o l a"), ("buenos días", None)]
-    assert ("missing", "listed clip not in validated.tsv") in skips
+    assert ("missing", "listed clip not in validated.tsv", "") in skips
     assert splits["test"][0][0].phones == "a b"
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from espnet_s3net.data.kaldi_dir import (
-    combine_data_dirs, drop_utterances, read_kaldi_map, read_skipped, validate_data_dir, write_data_dir)
+    Skip, combine_data_dirs, drop_utterances, read_kaldi_map, read_skip_rows, read_skipped, validate_data_dir,
+    write_data_dir)
 
 
 def _dir(path, utts, lang="es"):
@@ -42,3 +43,14 @@ def test_combine_and_validate_errors(tmp_path):
     (tmp_path / "u" / "text").write_text("s1-a y\n")
     with pytest.raises(ValueError, match="different utterances, first: s2-b"):
         validate_data_dir(str(tmp_path / "u"))
+
+
+def test_skip_details_survive_combine(tmp_path):
+    a = _dir(tmp_path / "a", ["s1-a"])
+    write_data_dir(a, {}, [Skip("x.mp3", "wrong number of fields", "row has 3 fields, header has 13")])
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "wav.scp").write_text("s2-b /b.flac\n")
+    (tmp_path / "b" / "skipped.tsv").write_text("item\treason\ny.mp3\tempty sentence\n")  # no detail column
+    combine_data_dirs(str(tmp_path / "u"), [a, str(tmp_path / "b")])
+    assert read_skip_rows(str(tmp_path / "u")) == [
+        ("x.mp3", "wrong number of fields", "row has 3 fields, header has 13"), ("y.mp3", "empty sentence", "")]

@@ -60,6 +60,21 @@ def test_init_conflict_is_reported():
         XLSRPretrainTask.build_model(args)
 
 
+def test_init_alone_builds_the_checkpoint_architecture(tmp_path):
+    """``--init`` with no xlsr_conf: the architecture comes from the checkpoint."""
+    transformers = pytest.importorskip("transformers")
+    hf_config = transformers.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4, codevector_dim=16, proj_codevector_dim=16,
+        num_codevectors_per_group=8, num_codevector_groups=2)
+    transformers.Wav2Vec2ForPreTraining(hf_config).save_pretrained(tmp_path / "hf")
+    args = XLSRPretrainTask.get_parser().parse_args(["--init", str(tmp_path / "hf")])
+    model = XLSRPretrainTask.build_model(args)
+    assert model.xlsr.cfg.embed_dim == 32 and model.xlsr.cfg.num_layers == 1
+    assert model.xlsr.cfg.conv_layers == [(16, 10, 5), (16, 3, 2)]
+
+
 def test_print_config_lists_task_options():
     with pytest.raises(SystemExit) as exit_info:
         XLSRPretrainTask.main(cmd=["--print_config"])
@@ -70,7 +85,7 @@ def test_print_config_lists_task_options():
     assert printed["batch_type"] == "folded"
     assert printed["lang_alpha"] == 0.5
     assert printed["utt2lang_name"] == "utt2category"
-    assert printed["model_conf"] == {"xlsr_conf": {"name": "xlsr_base"}}
+    assert printed["model_conf"] == {}
     assert printed["init"] is None
 
 
