@@ -40,6 +40,6 @@ setup(
     python_requires=">=3.10",
     install_requires=install_requires,
     extras_require={
-        "test": ["pytest>=7.4", "transformers>=4.40", "scipy>=1.10"],
+        "test": ["pytest>=7.4", "transformers>=4.40", "scipy>=1.10", "ruff>=0.6"],
     },
 )

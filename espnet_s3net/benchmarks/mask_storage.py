@@ -15,7 +15,6 @@ import time
 from typing import List
 
 
-
 def main(argv: List[str]) -> dict:
     parser = argparse.ArgumentParser(prog="benchmark mask_storage", description=__doc__)
     parser.add_argument("--config", default="xlsr_base")

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -197,7 +198,7 @@ def main(argv: List[str]) -> dict:
     for repeat in range(args.repeats + 1):  # round 0: warm-up
         lang = langs[repeat % len(langs)]
         order = list(steps) if repeat % 2 else list(reversed(steps))  # no arm always runs first
-        round_times = {name: _timed(lambda: steps[name](repeat, lang), args.device) for name in order}
+        round_times = {name: _timed(partial(steps[name], repeat, lang), args.device) for name in order}
         if repeat > 0:
             for name, seconds in round_times.items():
                 times[name].append(seconds)

@@ -64,8 +64,10 @@ def build(config: str, batch: int, seconds: float):
     ours.train()
     wav = torch.randn(batch, int(16000 * seconds))
     frames = int(hf._get_feat_extract_output_lengths(wav.shape[1]))
-    mask = span_mask(batch, frames, cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=torch.Generator().manual_seed(1))
-    hf_neg = torch.from_numpy(_sample_negative_indices((batch, frames), cfg.num_negatives, mask_time_indices=mask.numpy()))
+    mask = span_mask(batch, frames, cfg.mask_prob, cfg.mask_length, cfg.min_masks,
+                     generator=torch.Generator().manual_seed(1))
+    hf_neg = torch.from_numpy(_sample_negative_indices((batch, frames), cfg.num_negatives,
+                                                       mask_time_indices=mask.numpy()))
     # the same distractors in our indexing (positions among the masked frames of the batch)
     flat_pos = torch.full((batch * frames,), -1, dtype=torch.long)
     flat_pos[mask.reshape(-1).nonzero()[:, 0]] = torch.arange(int(mask.sum()))

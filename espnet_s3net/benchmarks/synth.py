@@ -82,7 +82,7 @@ def main(argv: List[str]) -> dict:
     from espnet_s3net.synth.corpus import generate_corpus
 
     runs = []
-    for rep in range(args.repeats):
+    for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="synth_bench_") as tmp:
             result = generate_corpus(
                 os.path.join(tmp, "cv"), size=args.size, langs=args.langs, seed=args.seed, nj=1

@@ -25,6 +25,7 @@ import zlib
 
 import torch
 import yaml
+
 from espnet_s3net.log import setup_logging
 
 DEFAULTS = dict(method="te", scope="layerwise", sparsity=0.5, seed=0, batch_bins=480000, batches=8,
@@ -72,7 +73,8 @@ def extract(args) -> None:
                 logging.info(f"[{i}/{len(langs)}] {lang}: reusing {tmp}")
                 dense[lang] = saved["masks"]
                 continue
-        logging.info(f"[{i}/{len(langs)}] {lang}: {cfg['method']} extraction ({cfg['scope']}, sparsity {cfg['sparsity']})")
+        logging.info(f"[{i}/{len(langs)}] {lang}: {cfg['method']} extraction "
+                     f"({cfg['scope']}, sparsity {cfg['sparsity']})")
         batches = [] if cfg["method"] == "random" else language_batches(
             os.path.join(args.data_root, f"train_{lang}"), cfg["batch_bins"], cfg["batches"], cfg["seed"])
         # the language's seed does not depend on which other languages are extracted

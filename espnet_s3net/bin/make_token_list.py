@@ -8,8 +8,8 @@ sentencepiece model, written next to the list as ``bpe.model``). See
 import argparse
 import sys
 
-from espnet_s3net.text.token_list import ESPNET_TOKEN_TYPE, build_token_list
 from espnet_s3net.log import setup_logging
+from espnet_s3net.text.token_list import ESPNET_TOKEN_TYPE, build_token_list
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -16,8 +16,8 @@ import sys
 
 from espnet_s3net.data.kaldi_dir import drop_utterances, read_kaldi_map, write_kaldi_map
 from espnet_s3net.languages import get_language
-from espnet_s3net.text.phonemize import Phonemizer
 from espnet_s3net.log import setup_logging
+from espnet_s3net.text.phonemize import Phonemizer
 
 
 def prepare_text(data_dir: str, locale: str, cache_dir: str = None, nj: int = 1) -> dict:

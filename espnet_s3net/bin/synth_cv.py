@@ -9,8 +9,8 @@ import sys
 from typing import List, Optional
 
 from espnet_s3net.languages import LANGUAGES, XLSR10
-from espnet_s3net.synth.corpus import SIZES, CorpusExistsError, generate_corpus
 from espnet_s3net.log import setup_logging
+from espnet_s3net.synth.corpus import SIZES, CorpusExistsError, generate_corpus
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -45,7 +45,7 @@ def language_batches(data_dir: str, batch_bins: int, max_batches: int, seed: int
     order = list(np.random.default_rng(seed).permutation(sorted(wav)))
     batches, current = [], []
     for utt in order + [None]:
-        if utt is not None and (not current or max(lengths[u] for u in current + [utt]) * (len(current) + 1) <= batch_bins):
+        if utt is not None and (not current or _padded(current + [utt], lengths) <= batch_bins):
             current.append(utt)
             continue
         if current:
@@ -61,6 +61,11 @@ def language_batches(data_dir: str, batch_bins: int, max_batches: int, seed: int
     if not batches:
         raise ValueError(f"{data_dir} gave no batch (is it empty?)")
     return batches
+
+
+def _padded(utts: List[str], lengths: Dict[str, int]) -> int:
+    """Samples of a padded batch of ``utts``: longest length × count."""
+    return max(lengths[u] for u in utts) * len(utts)
 
 
 def _cycle(batches: Sequence[Batch]) -> Iterator[Batch]:
@@ -110,7 +115,8 @@ def taylor_importance(model: torch.nn.Module, params: Dict[str, torch.nn.Paramet
     return scores
 
 
-def lth_masks(model: torch.nn.Module, names: Sequence[str], find_params: Callable[[torch.nn.Module], Dict[str, torch.nn.Parameter]],
+def lth_masks(model: torch.nn.Module, names: Sequence[str],
+              find_params: Callable[[torch.nn.Module], Dict[str, torch.nn.Parameter]],
               batches: Sequence[Batch], steps: int, lr: float, rounds: int, sparsity: float, scope: str,
               device: torch.device) -> Dict[str, torch.Tensor]:
     """Lottery-ticket masks of one language (see the module docstring)."""

@@ -40,8 +40,7 @@ def results_table(rows: Dict[str, Dict[str, float]], params: Dict[str, int], lan
     lines = [f"{metric} (%) per language; High: {' '.join(high)}; Low: {' '.join(low)}", "",
              "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for model, rates in rows.items():
-        group = lambda ls: f"{mean(rates[x] for x in ls):.1f}" if ls else "-"  # noqa: E731
-        cells = [model, f"{params[model] / 1e6:.2f}M", *(f"{rates[x]:.1f}" for x in langs),
-                 group(high), group(low), group(list(langs))]
+        groups = [f"{mean(rates[x] for x in ls):.1f}" if ls else "-" for ls in (high, low, list(langs))]
+        cells = [model, f"{params[model] / 1e6:.2f}M", *(f"{rates[x]:.1f}" for x in langs), *groups]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

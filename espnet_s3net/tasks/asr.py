@@ -30,7 +30,8 @@ class PassthroughEncoder(AbsEncoder):
     def output_size(self) -> int:
         return self._output_size
 
-    def forward(self, xs_pad: torch.Tensor, ilens: torch.Tensor, prev_states=None) -> Tuple[torch.Tensor, torch.Tensor, None]:
+    def forward(self, xs_pad: torch.Tensor, ilens: torch.Tensor,
+                prev_states=None) -> Tuple[torch.Tensor, torch.Tensor, None]:
         return xs_pad, ilens, None
 
 

@@ -249,4 +249,5 @@ def attach_masker(module: torch.nn.Module, masks: SubnetMasks, missing: str = "e
 
 def find_maskers(model: torch.nn.Module) -> List[LanguageMasker]:
     """Every masker attached to a submodule of ``model``."""
-    return [m.language_masker for m in model.modules() if isinstance(getattr(m, "language_masker", None), LanguageMasker)]
+    return [m.language_masker for m in model.modules()
+            if isinstance(getattr(m, "language_masker", None), LanguageMasker)]

@@ -69,7 +69,8 @@ def unused_parameters_reasons(model: torch.nn.Module) -> List[str]:
     module that defines ``unused_parameters_reason() -> Optional[str]``."""
     reasons = []
     for name, module in model.named_modules():
-        reason = module.unused_parameters_reason() if callable(getattr(module, "unused_parameters_reason", None)) else None
+        ask = getattr(module, "unused_parameters_reason", None)
+        reason = ask() if callable(ask) else None
         if reason:
             reasons.append(f"{name or type(module).__name__}: {reason}")
     return reasons

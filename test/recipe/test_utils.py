@@ -11,7 +11,8 @@ def _bash(script, cwd):
 
 
 def test_parse_options_accepts_both_spellings(tmp_path):
-    script = f'foo_bar=1; other=x; set -- --foo-bar 5 --other=y rest; . {UTILS}/parse_options.sh; echo "$foo_bar $other $*"'
+    script = (f'foo_bar=1; other=x; set -- --foo-bar 5 --other=y rest; . {UTILS}/parse_options.sh; '
+              'echo "$foo_bar $other $*"')
     assert _bash(script, tmp_path).stdout.strip() == "5 y rest"
     script = f'foo_bar=1; set -- --foo_bar "two words"; . {UTILS}/parse_options.sh; echo "$foo_bar"'
     assert _bash(script, tmp_path).stdout.strip() == "two words"
@@ -34,7 +35,8 @@ def test_run_local_job_array(tmp_path):
 
 
 def test_run_local_names_the_failed_job(tmp_path):
-    result = subprocess.run([str(UTILS / "run_local.sh"), "JOB=1:3", "log/j.JOB.log", "bash", "-c", "exit $((JOB == 2))"],
+    result = subprocess.run([str(UTILS / "run_local.sh"), "JOB=1:3", "log/j.JOB.log",
+                             "bash", "-c", "exit $((JOB == 2))"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 1
     assert "job 2 failed, see log/j.2.log" in result.stderr and "1 of 3 jobs failed" in result.stderr

@@ -25,5 +25,6 @@ def test_benchmark_prints_one_json_line(name, args, keys):
 
 
 def test_unknown_benchmark_lists_the_available_ones():
-    result = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.benchmark", "nope"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.benchmark", "nope"],
+                            capture_output=True, text=True)
     assert result.returncode != 0 and "available: " in result.stderr and "masked_step" in result.stderr

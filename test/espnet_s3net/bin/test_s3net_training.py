@@ -104,7 +104,8 @@ def _s3net_run(tmp_path: Path, epochs: int, iters: int):
 
     out = tmp_path / "exp" / "s3net_te"
     (tmp_path / "s3net.yaml").write_text(S3NET_CONFIG.format(masks=masks, epochs=epochs, iters=iters))
-    result = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.ssl_train", "--config", str(tmp_path / "s3net.yaml"),
+    result = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.ssl_train",
+                             "--config", str(tmp_path / "s3net.yaml"),
                              "--output_dir", str(out), "--init_param", str(pre / "valid.loss.ave.pth"),
                              *_data_args(train)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,7 +1,7 @@
 import numpy as np
 import soundfile as sf
-
 from conftest import write_mp3
+
 from espnet_s3net.data.audio_format import format_part, merge_parts, split_scp
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, read_skip_rows, read_skipped, write_data_dir
 

@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import NEW_HEADER, OLD_HEADER, make_release, write_mp3
+
 from espnet_s3net.data.commonvoice import check_release, prepare_locale, read_tsv, speaker_id
 
 
@@ -39,7 +39,8 @@ def test_train_from_validated_excludes_dev_and_test(release):
     extra = release / "es" / "clips" / "x.mp3"
     write_mp3(extra)
     with open(release / "es" / "validated.tsv", "a", encoding="utf-8") as f:
-        f.write("\t".join({"client_id": "c1", "path": "x.mp3", "sentence": "extra"}.get(c, "") for c in NEW_HEADER) + "\n")
+        row = {"client_id": "c1", "path": "x.mp3", "sentence": "extra"}
+        f.write("\t".join(row.get(c, "") for c in NEW_HEADER) + "\n")
     train, _ = prepare_locale(str(release), "es", train_from="validated")["train"]
     assert sorted(u.text for u in train) == ["buenos días", "extra", "hola mundo"]
 

@@ -1,8 +1,15 @@
 import pytest
 
 from espnet_s3net.data.kaldi_dir import (
-    Skip, combine_data_dirs, drop_utterances, read_kaldi_map, read_skip_rows, read_skipped, validate_data_dir,
-    write_data_dir)
+    Skip,
+    combine_data_dirs,
+    drop_utterances,
+    read_kaldi_map,
+    read_skip_rows,
+    read_skipped,
+    validate_data_dir,
+    write_data_dir,
+)
 
 
 def _dir(path, utts, lang="es"):

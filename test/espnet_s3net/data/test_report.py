@@ -1,4 +1,5 @@
 from conftest import write_mp3
+
 from espnet_s3net.data.audio_format import format_part, merge_parts, split_scp
 from espnet_s3net.data.kaldi_dir import Skip, write_data_dir
 from espnet_s3net.data.report import build_report

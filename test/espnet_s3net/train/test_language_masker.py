@@ -197,7 +197,8 @@ def test_language_switch_with_pending_gradients_is_refused():
 
 def test_missing_language():
     model, _, masker, _ = _setup(OPTIMIZERS["adam"])
-    with pytest.raises(ValueError, match="no sub-network mask for language 'it'; masks exist for: es, fr \\(the mask file\\)"):
+    with pytest.raises(ValueError,
+                       match="no sub-network mask for language 'it'; masks exist for: es, fr \\(the mask file\\)"):
         masker.activate("it")
     dense_model = Toy()
     dense_masker = attach_masker(dense_model, _masks(dense_model), missing="dense")

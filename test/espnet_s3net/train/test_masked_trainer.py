@@ -32,7 +32,8 @@ def test_batches_activate_the_language_and_count_steps():
     masker = attach_masker(model, masks)
     tally = _tally()
     seen = []
-    for _ in LanguageBatches([(["a"], {}), (["b"], {}), (["c"], {})], {"a": "es", "b": "fr", "c": "fr"}, [masker], tally):
+    batches = [(["a"], {}), (["b"], {}), (["c"], {})]
+    for _ in LanguageBatches(batches, {"a": "es", "b": "fr", "c": "fr"}, [masker], tally):
         seen.append(masker.active)
     assert seen == ["es", "fr", "fr"] and tally["fr"]["steps"] == 2 and tally["es"]["steps"] == 1
 
