@@ -239,14 +239,13 @@ class LanguageMaskTrainer(Trainer):
     def _log_tally(mode: str, tally: Dict) -> None:
         total = sum(t["steps"] for t in tally.values()) or 1
         for lang in sorted(tally):
-            t = tally[lang]
-            mean = t["loss"] / t["n"] if t["n"] else float("nan")
-            logging.info(f"[{mode}] language {lang}: {int(t['steps'])} batches ({t['steps'] / total:.3f}), "
-                         f"mean loss {mean:.4f}")
+            steps = tally[lang]["steps"]
+            logging.info(f"[{mode}] language {lang}: {int(steps)} batches ({steps / total:.3f})")
 
     @staticmethod
-    def _loss_hook(model, batches: LanguageBatches, tally: Dict, limit: Optional[int], counter: Dict):
-        """Record each batch's loss per language; count non-finite ones and, when
+    def _loss_hook(model, batches: LanguageBatches, limit: Optional[int], counter: Dict):
+        """Report each batch's loss also as ``loss_<lang>`` (ESPnet's reporter then logs,
+        plots and summarises it per language); count non-finite losses and, when
         ``limit`` is given (training), stop after more than ``limit`` of them.
 
         Under DDP, in training, one all-reduce per step makes every rank agree: a
@@ -255,9 +254,11 @@ class LanguageMaskTrainer(Trainer):
         between ranks is refused before its gradients are all-reduced."""
 
         def hook(module, inputs, output):
-            loss = output[0] if isinstance(output, (tuple, list)) else output["loss"]
-            value = float(loss.detach().float().mean())
+            loss, stats = (output[0], output[1]) if isinstance(output, (tuple, list)) else (output["loss"],
+                                                                                          output["stats"])
             lang = batches.current
+            stats[f"loss_{lang}"] = loss.detach()  # on every rank alike: DDP averages the same keys
+            value = float(loss.detach().float().mean())
             bad = not math.isfinite(value)
             if limit is not None and _distributed():
                 bad = _agree_across_ranks(lang, bad, loss.device)
@@ -270,9 +271,6 @@ class LanguageMaskTrainer(Trainer):
                         f"{counter['count']} steps had a non-finite loss (limit "
                         f"--max_nonfinite_steps {limit}): stopping. Lower the learning rate, "
                         "check the data of the logged batches, or disable AMP.")
-                return
-            tally[lang]["loss"] += value
-            tally[lang]["n"] += 1
 
         return model.register_forward_hook(hook)
 
@@ -287,7 +285,7 @@ class LanguageMaskTrainer(Trainer):
                 masker.attach_optimizer(optimizer)
         if not hasattr(cls, "_nonfinite"):  # train_one_epoch called outside run()
             cls._nonfinite = {"count": 0}
-        handles = [cls._loss_hook(model, batches, tally, options.max_nonfinite_steps, cls._nonfinite),
+        handles = [cls._loss_hook(model, batches, options.max_nonfinite_steps, cls._nonfinite),
                    optimizers[0].register_step_post_hook(update_counter_hook(model))]
         try:
             invalid = super().train_one_epoch(model, batches, optimizers, schedulers, scaler, reporter,
@@ -306,7 +304,7 @@ class LanguageMaskTrainer(Trainer):
     def validate_one_epoch(cls, model, iterator, reporter, options, distributed_option) -> None:
         tally = defaultdict(lambda: defaultdict(float))
         batches = cls._wrap(model, iterator, options, "valid_data_path_and_name_and_type", tally)
-        handle = cls._loss_hook(model, batches, tally, None, {"count": 0})
+        handle = cls._loss_hook(model, batches, None, {"count": 0})
         try:
             super().validate_one_epoch(model, batches, reporter, options, distributed_option)
         finally:
