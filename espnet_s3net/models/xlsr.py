@@ -252,7 +252,7 @@ class XLSRModel(torch.nn.Module):
 
         ``all_layers``: [input (index 0), output of each layer that ran]; else only
         the last of these. LayerDrop (training only) skips layers, which then have no
-        entry. The last entry is the transformer output: the final layer norm of pre-LN
+        entry. The last entry is the transformer output: the final layer norm of post-LN
         models is applied to it.
         """
         transformer = self.encoder.transformer
@@ -286,7 +286,7 @@ class XLSRModel(torch.nn.Module):
             channel_mask: (B, D) channels zeroed at every frame.
         Returns:
             states: list of (B, T, D), one per entry of ``layers``; the last is the
-                transformer output (final layer norm of pre-LN models included);
+                transformer output (final layer norm of post-LN models included);
             frames: (B,) frame lengths, None without ``lengths``;
             layers: increasing layer indices of ``states``, 0 = transformer input,
                 i = output of layer i; all of 0..N except for layers LayerDrop
