@@ -1,6 +1,35 @@
 """espnet_s3net: S3Net (sparse sharing sub-networks) as an ESPnet extension."""
 
+import os
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.develop import develop
+
+# espnet_s3net/plugin.py: the .pth line that makes ESPnet's entry points know S3Net
+PLUGIN_PTH = ("espnet_s3net_plugin.pth", "import espnet_s3net.plugin; espnet_s3net.plugin.install()\n")
+
+
+def _write_plugin_pth(directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, PLUGIN_PTH[0]), "w", encoding="utf-8") as f:
+        f.write(PLUGIN_PTH[1])
+
+
+class BuildPyWithPlugin(build_py):
+    """Puts the plugin's .pth at the top of the built tree (site-packages once installed)."""
+
+    def run(self):
+        super().run()
+        _write_plugin_pth(self.build_lib)
+
+
+class DevelopWithPlugin(develop):
+    """Editable install: puts the plugin's .pth into site-packages."""
+
+    def run(self):
+        super().run()
+        _write_plugin_pth(self.install_dir)
 
 # The torch / torchaudio / espnet triple is pinned together: torchaudio must match
 # torch's release, and espnet 202511 is the release these extension points target.
@@ -39,7 +68,8 @@ setup(
     packages=find_packages(include=["espnet_s3net", "espnet_s3net.*"]),
     python_requires=">=3.10",
     install_requires=install_requires,
+    cmdclass={"build_py": BuildPyWithPlugin, "develop": DevelopWithPlugin},
     extras_require={
-        "test": ["pytest>=7.4", "transformers>=4.40", "scipy>=1.10", "ruff>=0.6"],
+        "test": ["pytest>=7.4", "transformers>=4.40", "scipy>=1.10", "ruff>=0.6", "wandb>=0.31"],
     },
 )

@@ -22,10 +22,10 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    from espnet_s3net.masks.language_masker import LanguageMasker
     from espnet_s3net.masks.mask_file import SubnetMasks
     from espnet_s3net.masks.pruning import prunable_parameters, random_masks
     from espnet_s3net.models.xlsr import XLSRModel, get_config
-    from espnet_s3net.train.language_masker import LanguageMasker
 
     model = XLSRModel(get_config(args.config))
     params = prunable_parameters(model)

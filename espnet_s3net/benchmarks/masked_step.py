@@ -7,12 +7,12 @@ mask is unpacked) and deactivates it after. Random masks of ``--langs`` language
 the prunable weights (each kept with probability 0.5).
 
 Time, in this process (one CPU thread, or the GPU with a synchronize around each timed
-call): after one warm-up round, every repeat runs in turn a dense step, a masked step
-with ``optim_state_policy: shared`` (the same model and optimizer as the dense step, its
-masker inactive for the dense one), a masked step with ``frozen`` (a copy of the model
-with its own optimizer) and one copy of all prunable weights into preallocated buffers
-(``torch._foreach_copy_``), in an order reversed every round. The steps of a repeat start
-from the same seed (the same dropout, LayerDrop and Gumbel draws). Medians over
+call): after one warm-up round, every repeat runs in turn a dense step (a copy of the
+model with plain ``nn.Linear`` layers), a masked step with ``optim_state_policy:
+shared`` and a masked step with ``frozen`` (each on its own copy of the model and
+optimizer) and one copy of all prunable weights into preallocated buffers
+(``torch._foreach_copy_``), in an order reversed every round. The steps of a repeat
+start from the same seed (the same dropout, LayerDrop and Gumbel draws). Medians over
 ``--repeats`` of the per-round figures give ``time_ratio`` = shared / dense,
 ``overhead_weight_copies`` = (shared - dense) / median copy and ``frozen_vs_shared`` =
 frozen / shared.
@@ -88,7 +88,7 @@ class _Arm:
     """A model, its Adam optimizer and, for a masked arm, its masker (``policy``)."""
 
     def __init__(self, model, masks, policy: Optional[str]):
-        from espnet_s3net.train.language_masker import LanguageMasker
+        from espnet_s3net.masks.language_masker import LanguageMasker
 
         self.model = model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
@@ -180,6 +180,7 @@ def main(argv: List[str]) -> dict:
         peaks = {arm: statistics.median(values) for arm, values in runs.items()}
 
     model.to(args.device)
+    dense = _Arm(copy.deepcopy(model), masks, None)  # plain nn.Linear layers
     frozen_model = copy.deepcopy(model)
     shared = _Arm(model, masks, "shared")
     frozen = _Arm(frozen_model, masks, "frozen")
@@ -189,7 +190,7 @@ def main(argv: List[str]) -> dict:
     buffers = [torch.empty_like(w) for w in weights]
     langs = masks.languages
     steps = {
-        "dense": lambda repeat, lang: shared.step(batch, repeat),
+        "dense": lambda repeat, lang: dense.step(batch, repeat),
         "shared": lambda repeat, lang: shared.step(batch, repeat, lang),
         "frozen": lambda repeat, lang: frozen.step(batch, repeat, lang),
         "weight_copy": lambda repeat, lang: torch._foreach_copy_(buffers, weights),

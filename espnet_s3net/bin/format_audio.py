@@ -5,9 +5,10 @@
     format_audio merge --data_dir data/train_es --out_dir dump/raw/train_es --nj 4
 
 ``job`` decodes (mp3, any libsndfile format), downmixes, resamples to ``--fs`` and writes
-FLAC; clips that cannot be decoded or fall outside ``--min_duration``/``--max_duration``
-are skipped with the reason (and the decoder's message or the duration as its detail) in the
-dump dir's ``skipped.tsv``.
+FLAC, logging its progress (clips done/total, elapsed time and ETA at most every
+``--progress_interval`` seconds); clips that cannot be decoded or fall outside
+``--min_duration``/``--max_duration`` are skipped with the reason (and the decoder's message
+or the duration as its detail) in the dump dir's ``skipped.tsv``.
 """
 
 import argparse
@@ -28,6 +29,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fs", type=int, default=16000)
     parser.add_argument("--min_duration", type=float, default=0.0, help="seconds; shorter clips are skipped")
     parser.add_argument("--max_duration", type=float, default=0.0, help="seconds; 0 = no limit")
+    parser.add_argument("--progress_interval", type=float, default=10.0,
+                        help="job: seconds between progress lines (done/total, elapsed, ETA)")
     return parser
 
 
@@ -44,7 +47,8 @@ def main(argv=None) -> None:
         elif args.step == "job":
             if not args.wav_scp:
                 parser.error("job needs --wav_scp")
-            counts = format_part(args.wav_scp, args.out_dir, args.fs, args.min_duration, args.max_duration)
+            counts = format_part(args.wav_scp, args.out_dir, args.fs, args.min_duration, args.max_duration,
+                                 progress_interval_s=args.progress_interval)
             logging.info(f"{args.wav_scp}: {counts}")
         else:
             if not args.data_dir:

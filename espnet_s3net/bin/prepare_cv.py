@@ -1,8 +1,8 @@
 """Common Voice release -> Kaldi-style data dirs (recipe stage 1).
 
 Writes ``<data_dir>/{train,dev,test}_<locale>`` and the unions ``train_multi`` and
-``dev_multi``: wav.scp, text (normalised), utt2spk, spk2utt, utt2lang, utt2category,
-category2utt, text_phn_list (when split lists give phones) and skipped.tsv. A clip listed
+``dev_multi``: wav.scp, text (normalised), utt2spk, spk2utt, utt2lang, text_phn_list
+(when split lists give phones) and skipped.tsv. A clip listed
 in more than one split is kept in dev/test and skipped from train; with ``--train_from
 validated`` so is every train clip of a dev or test speaker.
 
@@ -27,7 +27,6 @@ def write_split(data_dir: str, name: str, utts, skips) -> None:
         "text": {u.utt_id: u.text for u in utts},
         "utt2spk": {u.utt_id: u.speaker for u in utts},
         "utt2lang": {u.utt_id: u.locale for u in utts},
-        "utt2category": {u.utt_id: u.locale for u in utts},
     }
     if any(u.phones for u in utts):
         files["text_phn_list"] = {u.utt_id: u.phones for u in utts if u.phones}

@@ -2,16 +2,18 @@
 
 Usage: ``python -m espnet_s3net.bin.ssl_train --config conf/pretrain_xlsr_small.yaml
 --output_dir exp/xlsr_pretrain --train_data_path_and_name_and_type
-dump/raw/train_multi/wav.scp,speech,sound --train_shape_file
+dump/raw/train_multi/wav.scp,speech,sound --train_data_path_and_name_and_type
+dump/raw/train_multi/utt2lang,lang,text --train_shape_file
 dump/raw/train_multi/utt2num_samples --valid_data_path_and_name_and_type
-dump/raw/dev_multi/wav.scp,speech,sound --valid_shape_file
+dump/raw/dev_multi/wav.scp,speech,sound --valid_data_path_and_name_and_type
+dump/raw/dev_multi/utt2lang,lang,text --valid_shape_file
 dump/raw/dev_multi/utt2num_samples``
 
 All ESPnet training options apply (``--print_config``, ``--resume``, ``--ngpu``,
 ``--dist_launcher``, ``--multiprocessing_distributed``, ``--init_param``,
 ``--keep_nbest_models``, ``--best_model_criterion``); task options are
 ``--model_conf``, ``--init`` (public fairseq/Hugging Face checkpoint),
-``--lang_alpha`` and ``--utt2lang_name``.
+``--lang_alpha``; the ``lang`` data input (``utt2lang``) gives each utterance's language.
 """
 
 from typing import Optional, Sequence

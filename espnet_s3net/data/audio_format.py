@@ -27,6 +27,7 @@ from espnet_s3net.data.kaldi_dir import (
     write_data_dir,
     write_kaldi_map,
 )
+from espnet_s3net.log import progress
 
 # what a skipped clip lacks, in our words; the library's message goes to the detail
 NOT_FOUND = "file not found"
@@ -89,14 +90,21 @@ def format_one(path: str, out_path: str, fs: int, min_s: float, max_s: float) ->
     return len(audio), "", ""
 
 
-def format_part(wav_scp: str, out_dir: str, fs: int = 16000, min_s: float = 0.0, max_s: float = 0.0) -> Dict[str, int]:
-    """Format the clips of one ``wav.<n>.scp`` part; write its part files next to it."""
+def format_part(wav_scp: str, out_dir: str, fs: int = 16000, min_s: float = 0.0, max_s: float = 0.0,
+                progress_interval_s: float = 10.0) -> Dict[str, int]:
+    """Format the clips of one ``wav.<n>.scp`` part; write its part files next to it.
+
+    Logs ``formatting <wav_scp>: done/total (percent), elapsed, ETA`` at most every
+    ``progress_interval_s`` seconds and after the last clip.
+    """
     part = os.path.basename(wav_scp)[len("wav."):-len(".scp")]
     split_dir = os.path.dirname(wav_scp)
     audio_dir = os.path.abspath(os.path.join(out_dir, "data"))
     os.makedirs(audio_dir, exist_ok=True)
     wav, samples, skipped = {}, {}, []
-    for utt, path in read_kaldi_map(wav_scp).items():
+    clips = read_kaldi_map(wav_scp)
+    for utt, path in progress(clips.items(), total=len(clips), what=f"formatting {wav_scp}",
+                              interval_s=progress_interval_s):
         out_path = os.path.join(audio_dir, f"{utt}.flac")
         n, reason, detail = format_one(path, out_path, fs, min_s, max_s)
         if reason:

@@ -1,8 +1,9 @@
 """Kaldi-style data directories: read, write (sorted, atomic), drop, combine, validate.
 
 Per-utterance files (``wav.scp``, ``text``, ``text_*``, ``utt2*``) map an utterance id to a
-value, one line each, sorted by id in byte order (``LC_ALL=C``). ``spk2utt`` and
-``category2utt`` are derived from ``utt2spk`` and ``utt2category``. ``skipped.tsv``
+value, one line each, sorted by id in byte order (``LC_ALL=C``). ``utt2lang`` holds the
+language id of each utterance (written once here; it travels with every batch as the data
+input ``utt2lang,lang,text``). ``spk2utt`` is derived from ``utt2spk``. ``skipped.tsv``
 (header ``item<TAB>reason<TAB>detail``) lists every dropped item with the kind of reason
 (the same text for the same kind of problem, so that skips group) and the item's detail
 (e.g. a library's error message, a duration).
@@ -12,7 +13,7 @@ import csv
 import os
 from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
-DERIVED = {"spk2utt": "utt2spk", "category2utt": "utt2category"}
+DERIVED = {"spk2utt": "utt2spk"}
 SKIPPED = "skipped.tsv"
 
 
@@ -63,7 +64,7 @@ def per_utt_files(data_dir: str) -> List[str]:
 
 
 def write_derived(data_dir: str) -> None:
-    """(Re)write ``spk2utt`` and ``category2utt`` from ``utt2spk`` and ``utt2category``."""
+    """(Re)write ``spk2utt`` from ``utt2spk``."""
     for derived, source in DERIVED.items():
         src = os.path.join(data_dir, source)
         if not os.path.isfile(src):

@@ -1,8 +1,11 @@
 """The ESPnet model of the XLSR pre-training task (and of S3Net training)."""
 
+import dataclasses
+import logging
 from typing import Dict, Optional, Tuple
 
 import torch
+import yaml
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
@@ -17,17 +20,69 @@ def xlsr_config(xlsr_conf: Dict) -> XLSRConfig:
     return get_config(conf.pop("name"), **conf)
 
 
-def build_xlsr(xlsr_conf: Optional[Dict], init_checkpoint: Optional[str] = None) -> XLSRModel:
-    """XLSRModel from ``xlsr_conf`` (:func:`xlsr_config`), loaded from ``init_checkpoint``
-    if given: a public checkpoint (fairseq ``.pt`` file or Hugging Face directory) whose
-    architecture, without ``xlsr_conf``, is read from it and, with it, must match it."""
-    if init_checkpoint is None:
-        if not xlsr_conf:
-            raise ValueError("building an XLSR model needs xlsr_conf or init_checkpoint")
-        return XLSRModel(xlsr_config(xlsr_conf))
-    from espnet_s3net.models.checkpoint_import import from_checkpoint
+def build_xlsr(
+    xlsr_conf: Optional[Dict] = None,
+    init_checkpoint: Optional[str] = None,
+    ssl_config: Optional[str] = None,
+    ssl_model_file: Optional[str] = None,
+    mask_file: Optional[str] = None,
+    mask_missing: str = "error",
+) -> XLSRModel:
+    """The XLSR model of a task, with its language masks: the one place where masks are
+    put on a model.
 
-    return from_checkpoint(init_checkpoint, xlsr_config(xlsr_conf) if xlsr_conf else None)
+    The weights come from one of: ``ssl_config`` + ``ssl_model_file`` (an experiment of
+    our pre-training or S3Net training; its own masks are not attached), ``init_checkpoint``
+    (a public fairseq ``.pt`` file or Hugging Face directory, whose architecture is read from
+    it and, with ``xlsr_conf``, must match it), or ``xlsr_conf`` alone (random init). With
+    ``mask_file`` a :class:`LanguageMasker` is attached (``mask_missing``: ``"error"`` or
+    ``"dense"`` for a language without a mask).
+    """
+    if ssl_config is not None:
+        xlsr = _load_experiment_xlsr(ssl_config, ssl_model_file)
+    elif init_checkpoint is not None:
+        from espnet_s3net.models.checkpoint_import import from_checkpoint
+
+        xlsr = from_checkpoint(init_checkpoint, xlsr_config(xlsr_conf) if xlsr_conf else None)
+    elif xlsr_conf:
+        xlsr = XLSRModel(xlsr_config(xlsr_conf))
+    else:
+        raise ValueError("building an XLSR model needs ssl_config + ssl_model_file, init_checkpoint or xlsr_conf")
+    if mask_file is not None:
+        from espnet_s3net.masks.language_masker import attach_masker
+        from espnet_s3net.masks.mask_file import SubnetMasks
+
+        attach_masker(xlsr, SubnetMasks.load(mask_file), missing=mask_missing)
+    return xlsr
+
+
+def _load_experiment_xlsr(ssl_config: str, ssl_model_file: Optional[str]) -> XLSRModel:
+    """The XLSR model of a pre-training / S3Net experiment (``config.yaml`` + checkpoint),
+    dense: the masks its config names are left to the caller's ``mask_file``."""
+    if ssl_model_file is None:
+        raise ValueError("ssl_config needs ssl_model_file")
+    with open(ssl_config, encoding="utf-8") as f:
+        model_conf = dict((yaml.safe_load(f) or {}).get("model_conf") or {})
+    trained_with = model_conf.pop("mask_file", None)
+    model_conf.pop("mask_missing", None)
+    if trained_with is not None:
+        logging.info(f"{ssl_config} was trained with the masks {trained_with}; they are used only "
+                     "where mask_file names them")
+    model = XLSRPretrainModel(**model_conf)
+    state = torch.load(ssl_model_file, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.xlsr
+
+
+def portable_xlsr_conf(xlsr: XLSRModel) -> Dict:
+    """``xlsr_conf`` that rebuilds ``xlsr``'s architecture and settings without the files it
+    was loaded from (configs written after training then need only the trained checkpoint)."""
+    return {"name": "xlsr_base", **{k: _yaml_plain(v) for k, v in dataclasses.asdict(xlsr.cfg).items()}}
+
+
+def _yaml_plain(value):
+    """Tuples (also nested) as lists: ESPnet's safe YAML dump takes no tuples."""
+    return [_yaml_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def find_xlsr(model: torch.nn.Module) -> XLSRModel:
@@ -62,12 +117,7 @@ class XLSRPretrainModel(AbsESPnetModel):
         super().__init__()
         if not xlsr_conf and init_checkpoint is None:
             xlsr_conf = {"name": "xlsr_base"}
-        self.xlsr = build_xlsr(xlsr_conf, init_checkpoint)
-        if mask_file is not None:
-            from espnet_s3net.masks.mask_file import SubnetMasks
-            from espnet_s3net.train.language_masker import attach_masker
-
-            attach_masker(self.xlsr, SubnetMasks.load(mask_file), missing=mask_missing)
+        self.xlsr = build_xlsr(xlsr_conf, init_checkpoint, mask_file=mask_file, mask_missing=mask_missing)
 
     def forward(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs

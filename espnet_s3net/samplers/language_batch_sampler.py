@@ -66,10 +66,11 @@ def _check_inputs(
             raise ValueError(f"Utterance '{utt}' has non-positive length {length}")
 
 
-def _split_sorted(
+def length_bins(
     utts: Sequence[str], utt2len: Dict[str, int], batch_bins: int
 ) -> List[List[str]]:
-    """Split utterances sorted by descending length into padded-bins batches."""
+    """Split utterances sorted by descending length into batches of at most
+    ``batch_bins`` padded samples (longest length × count; a longer utterance alone)."""
     batches: List[List[str]] = []
     current: List[str] = []
     current_max = 0
@@ -89,7 +90,7 @@ class LanguageBatchSampler:
     """Draw single-language batches with language probabilities ``p_l``.
 
     Args:
-        utt2lang: utterance id -> language id (e.g. ``utt2category``).
+        utt2lang: utterance id -> language id (``utt2lang``).
         utt2len: utterance id -> length in samples (e.g. ``utt2num_samples``);
             its keys are the utterances that are sampled.
         batch_bins: padded samples per batch (``max length * batch size``).
@@ -204,7 +205,7 @@ class LanguageBatchSampler:
                 utts[start : start + self.bucket_size],
                 key=lambda u: -self.utt2len[u],
             )
-            batches.extend(_split_sorted(bucket, self.utt2len, self.batch_bins))
+            batches.extend(length_bins(bucket, self.utt2len, self.batch_bins))
         batches = [self._fill(batch, lang, rng) for batch in batches]
         order = rng.permutation(len(batches))
         return [batches[i] for i in order]
@@ -260,7 +261,7 @@ class LanguageCoverageSampler:
                 (u for u in utt2len if utt2lang[u] == lang),
                 key=lambda u: (-utt2len[u], u),
             )
-            lang_batches = _split_sorted(utts, utt2len, batch_bins)
+            lang_batches = length_bins(utts, utt2len, batch_bins)
             for batch in lang_batches:
                 cycle = 0
                 while len(batch) < min_batch_size:

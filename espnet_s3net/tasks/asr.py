@@ -1,45 +1,45 @@
-"""ESPnet ASR task with the ``s3net`` frontend, the language sampler and the mask-aware trainer.
+"""ESPnet's ASR task with the ``s3net`` frontend, language data and the mask-aware trainer.
 
-Importing this module registers into ESPnet's ASR task (module-level class choices, before
-any parser is built): the frontend ``s3net`` (:class:`S3NetFrontend`) and the encoder
-``passthrough`` (the frontend's output as it is, for the paper's CTC head directly on
-XLSR). ``S3NetASRTask`` adds ``--batch_type lang_numel`` (single-language batches) and
-trains with :class:`LanguageMaskTrainer`. Standard ESPnet ASR configs work with
-``frontend: s3net`` (e.g. a conformer encoder with CTC/attention).
+Importing this module registers into ESPnet's ASR task (its module-level class choices,
+before any parser is built) the frontend ``s3net`` (:class:`S3NetFrontend`) and the
+encoder ``passthrough`` (:class:`PassthroughEncoder`). :class:`S3NetASRTask` is ESPnet's
+``ASRTask`` plus :class:`LanguageTaskMixin` (the ``lang`` data input, ``--batch_type
+lang_numel``) and :class:`LanguageMaskTrainer` (which trains like ESPnet's Trainer when
+the model has no ``s3net`` frontend and the data no language). With the package
+installed, ``espnet_s3net.plugin`` makes ESPnet's own ``espnet2.tasks.asr.ASRTask`` this
+class, so ``python -m espnet2.bin.asr_train`` / ``asr_inference`` / ``pack`` use it.
+
+The ``config.yaml`` a training writes is portable: the ``s3net`` frontend's
+``ssl_config``/``ssl_model_file``/``init_checkpoint`` are replaced by the architecture
+(``xlsr_conf``), as the weights are in the ASR checkpoint; the mask file stays.
 """
 
-from typing import Tuple
+import argparse
 
-import torch
-from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.tasks import asr as espnet_asr
-from espnet2.tasks.asr import ASRTask
 
-from espnet_s3net.frontends.s3net_frontend import S3NetFrontend
-from espnet_s3net.samplers.language_iter_factory import LanguageSamplerTaskMixin
+from espnet_s3net import plugin
+from espnet_s3net.asr.encoder.passthrough_encoder import PassthroughEncoder
+from espnet_s3net.asr.frontend.s3net import S3NetFrontend
+from espnet_s3net.tasks.language_task import LanguageTaskMixin
 from espnet_s3net.train.masked_trainer import LanguageMaskTrainer
-
-
-class PassthroughEncoder(AbsEncoder):
-    """Identity encoder: (B, T, D) in, (B, T, D) out."""
-
-    def __init__(self, input_size: int):
-        super().__init__()
-        self._output_size = input_size
-
-    def output_size(self) -> int:
-        return self._output_size
-
-    def forward(self, xs_pad: torch.Tensor, ilens: torch.Tensor,
-                prev_states=None) -> Tuple[torch.Tensor, torch.Tensor, None]:
-        return xs_pad, ilens, None
-
 
 espnet_asr.frontend_choices.classes["s3net"] = S3NetFrontend
 espnet_asr.encoder_choices.classes["passthrough"] = PassthroughEncoder
 
 
-class S3NetASRTask(LanguageSamplerTaskMixin, ASRTask):
-    """ESPnet's ASR task with single-language batches and language sub-networks."""
+class S3NetASRTask(LanguageTaskMixin, espnet_asr.ASRTask):
+    """ESPnet's ASR task with language data, single-language batches and sub-networks."""
 
     trainer = LanguageMaskTrainer
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace):
+        model = super().build_model(args)
+        if isinstance(model.frontend, S3NetFrontend):
+            args.frontend_conf = S3NetFrontend.portable_conf(args.frontend_conf, model.frontend.xlsr)
+        return model
+
+
+if plugin.enabled():
+    espnet_asr.ASRTask = S3NetASRTask

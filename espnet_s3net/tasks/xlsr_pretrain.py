@@ -2,15 +2,16 @@
 
 The model is :class:`espnet_s3net.models.pretrain_model.XLSRPretrainModel`
 built from ``--model_conf``; the only data is raw 16 kHz audio (``speech``).
-Batches come from the single-language sampler when ``batch_type: lang_numel``
-(the import of this module registers that batch type), and training runs in
-:class:`LanguageMaskTrainer`, which applies language masks when the model
-carries them and otherwise trains like ESPnet's Trainer.
+The language of each utterance is the data input ``lang`` (``utt2lang``);
+batches come from the single-language sampler when ``batch_type: lang_numel``,
+and training runs in :class:`LanguageMaskTrainer`, which applies language masks
+when the model carries them and otherwise trains like ESPnet's Trainer.
 
 Example::
 
     python -m espnet_s3net.bin.ssl_train --config conf/pretrain_xlsr_small.yaml \\
         --train_data_path_and_name_and_type dump/raw/train_multi/wav.scp,speech,sound \\
+        --train_data_path_and_name_and_type dump/raw/train_multi/utt2lang,lang,text \\
         --train_shape_file dump/raw/train_multi/utt2num_samples ...
 """
 
@@ -27,12 +28,13 @@ from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
 from typeguard import typechecked
 
-from espnet_s3net.models.pretrain_model import XLSRPretrainModel
-from espnet_s3net.samplers.language_iter_factory import LanguageSamplerTaskMixin
+from espnet_s3net.models.pretrain_model import XLSRPretrainModel, portable_xlsr_conf
+from espnet_s3net.tasks.language_task import LanguageTaskMixin
+from espnet_s3net.train.language_data import LANG, LanguagePreprocessor
 from espnet_s3net.train.masked_trainer import LanguageMaskTrainer
 
 
-class XLSRPretrainTask(LanguageSamplerTaskMixin, AbsTask):
+class XLSRPretrainTask(LanguageTaskMixin, AbsTask):
     """wav2vec 2.0 / XLSR pre-training on single-language batches."""
 
     num_optimizers: int = 1
@@ -73,7 +75,7 @@ class XLSRPretrainTask(LanguageSamplerTaskMixin, AbsTask):
     def build_preprocess_fn(
         cls, args: argparse.Namespace, train: bool
     ) -> Optional[Callable[[str, Dict[str, np.ndarray]], Dict[str, np.ndarray]]]:
-        return None
+        return LanguagePreprocessor(None)
 
     @classmethod
     def required_data_names(
@@ -85,7 +87,7 @@ class XLSRPretrainTask(LanguageSamplerTaskMixin, AbsTask):
     def optional_data_names(
         cls, train: bool = True, inference: bool = False
     ) -> Tuple[str, ...]:
-        return ()
+        return (LANG,)
 
     @classmethod
     @typechecked
@@ -105,4 +107,10 @@ class XLSRPretrainTask(LanguageSamplerTaskMixin, AbsTask):
             f"XLSRPretrainModel: {sum(p.numel() for p in model.parameters())} "
             "parameters"
         )
+        if model_conf.get("init_checkpoint") is not None:
+            # config.yaml records the architecture read from the public checkpoint; the
+            # trained weights are in this experiment's checkpoints
+            model_conf.pop("init_checkpoint")
+            args.model_conf = {**model_conf, "xlsr_conf": portable_xlsr_conf(model.xlsr)}
+            args.init = None
         return model

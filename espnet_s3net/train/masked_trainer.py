@@ -1,11 +1,12 @@
 """ESPnet trainer for language-adaptive (S3Net) training.
 
-It extends ESPnet's :class:`Trainer` without changing its loop: the train and
-valid iterators are wrapped so that, before each batch reaches the model, the
-batch's language is looked up (``utt2category`` next to the first data file),
-a batch mixing languages is refused, and every :class:`LanguageMasker` in the
-model activates that language's sub-network. With no masker it trains like
-ESPnet's Trainer. Besides:
+It extends ESPnet's :class:`Trainer` without changing its loop: the train, valid
+and attention-plot iterators are wrapped so that, before each batch reaches the
+model, the batch's language (the data input ``lang``, see
+:mod:`espnet_s3net.train.language_data`) is taken out of the batch, a batch mixing
+languages is refused, and every :class:`LanguageMasker` in the model activates that
+language's sub-network. A model without ``s3net`` frontend, masks or language data
+is trained by ESPnet's own Trainer unchanged. Besides:
 
 - schedules advance once per optimizer update: after every step that happened
   (skipped steps do not count) ``count_update()`` is called on each module that
@@ -33,12 +34,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from espnet2.fileio.read_text import read_2columns_text
 from espnet2.train.reporter import Reporter
 from espnet2.train.trainer import Trainer, TrainerOptions
 from espnet2.utils.types import str2bool
 
-from espnet_s3net.train.language_masker import OPTIM_STATE_POLICIES, LanguageMasker, find_maskers
+from espnet_s3net.masks.language_masker import OPTIM_STATE_POLICIES, LanguageMasker, find_maskers
+from espnet_s3net.train.language_data import LANG, pop_batch_language
 from espnet_s3net.train.schedules import update_counter_hook
 
 
@@ -47,17 +48,15 @@ class LanguageMaskTrainerOptions(TrainerOptions):
     max_nonfinite_steps: int
     mask_source_check: bool
     optim_state_policy: str
-    utt2lang_name: str
     train_data_path_and_name_and_type: Sequence
-    valid_data_path_and_name_and_type: Sequence
 
 
-def read_utt2lang(data_path_and_name_and_type: Sequence, utt2lang_name: str) -> Dict[str, str]:
-    """utt -> language from ``<dir of the first data file>/<utt2lang_name>``."""
-    path = Path(data_path_and_name_and_type[0][0]).parent / utt2lang_name
-    if not path.exists():
-        raise ValueError(f"{path} does not exist: the trainer needs each utterance's language")
-    return dict(read_2columns_text(path))
+def trains_languages(model: torch.nn.Module, options) -> bool:
+    """Whether ``model`` needs this trainer: it has language masks or a module with an
+    update schedule or unused-parameter reason (XLSR), or the data has a language."""
+    has_language = any(name == LANG for _, name, _ in options.train_data_path_and_name_and_type)
+    return has_language or bool(find_maskers(model)) or any(
+        hasattr(m, "count_update") or hasattr(m, "unused_parameters_reason") for m in model.modules())
 
 
 class NonFiniteLossError(RuntimeError):
@@ -135,18 +134,17 @@ def check_parameters_agree(model: torch.nn.Module) -> None:
 
 
 class LanguageBatches:
-    """Iterator wrapper: activates each batch's language on every masker.
+    """Iterator wrapper: takes each batch's language out of the batch and activates it
+    on every masker.
 
     Args:
-        iterator: ESPnet's ``(utt_ids, batch)`` iterator.
-        utt2lang: utterance -> language.
+        iterator: ESPnet's ``(utt_ids, batch)`` iterator; batches carry ``lang``.
         maskers: maskers to switch (may be empty).
         tally: per-language counters (``steps``) filled while iterating.
     """
 
-    def __init__(self, iterator, utt2lang: Dict[str, str], maskers: List[LanguageMasker], tally: Dict):
+    def __init__(self, iterator, maskers: List[LanguageMasker], tally: Dict):
         self.iterator = iterator
-        self.utt2lang = utt2lang
         self.maskers = maskers
         self.tally = tally
         self.current: Optional[str] = None
@@ -156,18 +154,15 @@ class LanguageBatches:
 
     def __iter__(self):
         for utt_ids, batch in self.iterator:
-            langs = set()
-            for utt in utt_ids:
-                if utt not in self.utt2lang:
-                    raise ValueError(f"utterance {utt} has no language in the utt2lang file")
-                langs.add(self.utt2lang[utt])
-            if len(langs) != 1:
-                raise ValueError(f"a batch mixes languages {', '.join(sorted(langs))} "
-                                 f"(e.g. utterances {list(utt_ids)[:4]}); use batch_type lang_numel")
-            self.current = langs.pop()
+            lang = pop_batch_language(batch, utt_ids)
+            if lang is None and self.maskers:
+                raise ValueError(f"the model has language sub-networks but the batch of {utt_ids[0]}, ... has "
+                                 f"no language: add --train_data_path_and_name_and_type <dir>/utt2lang,{LANG},text "
+                                 f"and --valid_data_path_and_name_and_type <dir>/utt2lang,{LANG},text")
+            self.current = lang
             for masker in self.maskers:
-                masker.activate(self.current)
-            self.tally[self.current]["steps"] += 1
+                masker.activate(lang)
+            self.tally[lang or "(no language)"]["steps"] += 1
             yield utt_ids, batch
 
 
@@ -197,6 +192,11 @@ class LanguageMaskTrainer(Trainer):
     @classmethod
     def run(cls, model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
             plot_attention_iter_factory, trainer_options, distributed_option) -> None:
+        if not trains_languages(model, trainer_options):
+            logging.info("no s3net frontend, masks or language data: ESPnet's Trainer")
+            return Trainer.run.__func__(Trainer, model, optimizers, schedulers, train_iter_factory,
+                                        valid_iter_factory, plot_attention_iter_factory, trainer_options,
+                                        distributed_option)
         cls._nonfinite = {"count": 0}
         maskers = find_maskers(model)
         if maskers:
@@ -231,9 +231,8 @@ class LanguageMaskTrainer(Trainer):
         record.write_text(fingerprints + "\n")
 
     @classmethod
-    def _wrap(cls, model, iterator, options, data_key: str, tally: Dict) -> LanguageBatches:
-        utt2lang = read_utt2lang(getattr(options, data_key), options.utt2lang_name)
-        return LanguageBatches(iterator, utt2lang, find_maskers(model), tally)
+    def _wrap(cls, model, iterator, tally: Dict) -> LanguageBatches:
+        return LanguageBatches(iterator, find_maskers(model), tally)
 
     @staticmethod
     def _log_tally(mode: str, tally: Dict) -> None:
@@ -257,7 +256,8 @@ class LanguageMaskTrainer(Trainer):
             loss, stats = (output[0], output[1]) if isinstance(output, (tuple, list)) else (output["loss"],
                                                                                           output["stats"])
             lang = batches.current
-            stats[f"loss_{lang}"] = loss.detach()  # on every rank alike: DDP averages the same keys
+            if lang is not None:
+                stats[f"loss_{lang}"] = loss.detach()  # on every rank alike: DDP averages the same keys
             value = float(loss.detach().float().mean())
             bad = not math.isfinite(value)
             if limit is not None and _distributed():
@@ -278,7 +278,7 @@ class LanguageMaskTrainer(Trainer):
     def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter,
                         summary_writer, options, distributed_option) -> bool:
         tally = defaultdict(lambda: defaultdict(float))
-        batches = cls._wrap(model, iterator, options, "train_data_path_and_name_and_type", tally)
+        batches = cls._wrap(model, iterator, tally)
         for masker in batches.maskers:
             masker.optim_state_policy = options.optim_state_policy
             for optimizer in optimizers:
@@ -303,7 +303,7 @@ class LanguageMaskTrainer(Trainer):
     @classmethod
     def validate_one_epoch(cls, model, iterator, reporter, options, distributed_option) -> None:
         tally = defaultdict(lambda: defaultdict(float))
-        batches = cls._wrap(model, iterator, options, "valid_data_path_and_name_and_type", tally)
+        batches = cls._wrap(model, iterator, tally)
         handle = cls._loss_hook(model, batches, None, {"count": 0})
         try:
             super().validate_one_epoch(model, batches, reporter, options, distributed_option)
@@ -312,3 +312,12 @@ class LanguageMaskTrainer(Trainer):
             for masker in batches.maskers:
                 masker.deactivate()
             cls._log_tally("valid", tally)
+
+    @classmethod
+    def plot_attention(cls, model, output_dir, summary_writer, iterator, reporter, options) -> None:
+        batches = cls._wrap(model, iterator, defaultdict(lambda: defaultdict(float)))
+        try:
+            super().plot_attention(model, output_dir, summary_writer, batches, reporter, options)
+        finally:
+            for masker in batches.maskers:
+                masker.deactivate()

@@ -54,9 +54,9 @@ seed: 0
 
 
 def _speech_dirs(root: Path):
-    """train_<lang>/ and train_multi/ (wav.scp, utt2num_samples, utt2category) of espeak speech."""
+    """train_<lang>/ and train_multi/ (wav.scp, utt2num_samples, utt2lang) of espeak speech."""
     engine = get_engine()
-    union = {"wav.scp": [], "utt2num_samples": [], "utt2category": []}
+    union = {"wav.scp": [], "utt2num_samples": [], "utt2lang": []}
     for lang, sentences in SENTENCES.items():
         d = root / f"train_{lang}"
         d.mkdir(parents=True)
@@ -68,7 +68,7 @@ def _speech_dirs(root: Path):
             utt = f"{lang}-spk{i}-{i:03d}"
             sf.write(d / f"{utt}.flac", audio, 16000)
             for name, value in (("wav.scp", d / f"{utt}.flac"), ("utt2num_samples", len(audio)),
-                                ("utt2category", lang)):
+                                ("utt2lang", lang)):
                 files[name].append(f"{utt} {value}\n")
         for name, lines in files.items():
             (d / name).write_text("".join(lines))
@@ -81,6 +81,8 @@ def _speech_dirs(root: Path):
 
 def _data_args(train: Path):
     return ["--train_data_path_and_name_and_type", f"{train}/wav.scp,speech,sound",
+            "--train_data_path_and_name_and_type", f"{train}/utt2lang,lang,text",
+            "--valid_data_path_and_name_and_type", f"{train}/utt2lang,lang,text",
             "--train_shape_file", f"{train}/utt2num_samples",
             "--valid_data_path_and_name_and_type", f"{train}/wav.scp,speech,sound",
             "--valid_shape_file", f"{train}/utt2num_samples", "--ngpu", "0"]

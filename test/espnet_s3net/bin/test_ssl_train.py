@@ -30,7 +30,7 @@ def _data_dir(root: Path, seed: int) -> Path:
             langs.append(f"{utt} {lang}\n")
     (root / "wav.scp").write_text("".join(sorted(scp)))
     (root / "utt2num_samples").write_text("".join(sorted(lens)))
-    (root / "utt2category").write_text("".join(sorted(langs)))
+    (root / "utt2lang").write_text("".join(sorted(langs)))
     return root
 
 
@@ -51,8 +51,10 @@ def test_pretrain_a_few_steps_of_xlsr_tiny(tmp_path):
             "--output_dir", str(out),
             "--ngpu", "0",
             "--train_data_path_and_name_and_type", f"{train}/wav.scp,speech,sound",
+            "--train_data_path_and_name_and_type", f"{train}/utt2lang,lang,text",
             "--train_shape_file", f"{train}/utt2num_samples",
             "--valid_data_path_and_name_and_type", f"{dev}/wav.scp,speech,sound",
+            "--valid_data_path_and_name_and_type", f"{dev}/utt2lang,lang,text",
             "--valid_shape_file", f"{dev}/utt2num_samples",
         ]
     )

@@ -1,7 +1,11 @@
+import logging
+import re
+
 import numpy as np
 import soundfile as sf
 from conftest import write_mp3
 
+from espnet_s3net.bin import format_audio
 from espnet_s3net.data.audio_format import format_part, merge_parts, split_scp
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, read_skip_rows, read_skipped, write_data_dir
 
@@ -56,3 +60,35 @@ def test_skip_reasons_say_what_is_wrong(tmp_path):
     assert rows["s-empty"] == ("empty file", paths["s-empty"])
     assert rows["s-silent"] == ("empty audio", paths["s-silent"])
     assert "s-ok" not in rows
+
+
+def test_job_logs_progress_up_to_the_last_clip(tmp_path, caplog):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a", "b", "c"):
+        write_mp3(clips / f"{name}.mp3", 0.3)
+    paths = {f"s-{name}": str(clips / f"{name}.mp3") for name in ("a", "b", "c", "gone")}
+    data, out = tmp_path / "data", tmp_path / "dump"
+    write_data_dir(str(data), {"wav.scp": paths})
+    (part,) = split_scp(str(data), str(out), nj=1)
+    with caplog.at_level(logging.INFO):
+        format_audio.main(["job", "--wav_scp", part, "--out_dir", str(out)])
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"formatting {part}: ")]
+    # the default interval (10 s) is longer than this job: only the final line is due
+    assert len(lines) == 1
+    assert re.fullmatch(rf"formatting {re.escape(part)}: 4/4 \(100%\), elapsed \d+:\d\d:\d\d, ETA 0:00:00",
+                        lines[0])
+
+
+def test_job_progress_interval_zero_logs_every_clip(tmp_path, caplog):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_mp3(clips / "a.mp3", 0.3)
+    data, out = tmp_path / "data", tmp_path / "dump"
+    write_data_dir(str(data), {"wav.scp": {f"s-{n}": str(clips / "a.mp3") for n in range(3)}})
+    (part,) = split_scp(str(data), str(out), nj=1)
+    with caplog.at_level(logging.INFO):
+        format_part(part, str(out), progress_interval_s=0.0)
+    done = [r.getMessage().split(": ", 1)[1].split(" ")[0] for r in caplog.records
+            if r.getMessage().startswith(f"formatting {part}: ")]
+    assert done == ["1/3", "2/3", "3/3"]

@@ -10,7 +10,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from espnet_s3net.frontends.s3net_frontend import S3NetFrontend  # noqa: E402
+from espnet_s3net.asr.frontend.s3net import S3NetFrontend  # noqa: E402
 from espnet_s3net.models.checkpoint_import import (  # noqa: E402
     config_from_fairseq,
     from_checkpoint,

@@ -9,7 +9,7 @@ import yaml
 from espnet2.schedulers.piecewise_linear_warmup_lr import PiecewiseLinearWarmupLR
 from espnet2.tasks.abs_task import AbsTask
 
-from espnet_s3net.samplers.language_iter_factory import LanguageSamplerTaskMixin
+from espnet_s3net.tasks.language_task import LanguageTaskMixin
 from espnet_s3net.tasks.xlsr_pretrain import XLSRPretrainTask
 from espnet_s3net.train.masked_trainer import LanguageMaskTrainer
 
@@ -20,11 +20,11 @@ CONFIGS = ["tiny", "small", "base", "large"]
 def test_task_wiring():
     assert XLSRPretrainTask.trainer is LanguageMaskTrainer
     mro = XLSRPretrainTask.__mro__
-    assert mro.index(LanguageSamplerTaskMixin) < mro.index(AbsTask)
+    assert mro.index(LanguageTaskMixin) < mro.index(AbsTask)
     assert XLSRPretrainTask.required_data_names() == ("speech",)
-    assert XLSRPretrainTask.optional_data_names() == ()
+    assert XLSRPretrainTask.optional_data_names() == ("lang",)
     args = argparse.Namespace()
-    assert XLSRPretrainTask.build_preprocess_fn(args, train=True) is None
+    assert XLSRPretrainTask.build_preprocess_fn(args, train=True)("u", {"lang": "es"})["lang"].tolist() == [101, 115]
     collate = XLSRPretrainTask.build_collate_fn(args, train=True)
     uttids, batch = collate(
         [("a", {"speech": np.ones(3, dtype=np.float32)}),
@@ -46,7 +46,6 @@ def test_parser_accepts_language_sampler_options():
         ]
     )
     assert args.batch_type == "lang_numel" and args.lang_alpha == 0.3
-    assert args.utt2lang_name == "utt2category"
     assert args.model_conf["xlsr_conf"] == {"name": "xlsr_tiny"}
     assert args.init == "/path/to/xlsr_53_56k.pt"
 
@@ -84,7 +83,6 @@ def test_print_config_lists_task_options():
     printed = yaml.safe_load(out.getvalue())
     assert printed["batch_type"] == "folded"
     assert printed["lang_alpha"] == 0.5
-    assert printed["utt2lang_name"] == "utt2category"
     assert printed["model_conf"] == {}
     assert printed["init"] is None
 

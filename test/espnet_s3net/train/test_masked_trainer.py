@@ -5,9 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from espnet.nets.pytorch_backend.nets_utils import pad_list
 
+from espnet_s3net.masks.language_masker import attach_masker
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
-from espnet_s3net.train.language_masker import attach_masker
+from espnet_s3net.train.language_data import encode_language
 from espnet_s3net.train.masked_trainer import LanguageBatches, LanguageMaskTrainer
 
 
@@ -15,13 +17,24 @@ def _tally():
     return defaultdict(lambda: defaultdict(float))
 
 
+def _batch(*langs):
+    """An ESPnet batch carrying the language input of each utterance (as collated)."""
+    codes = [torch.from_numpy(encode_language(lang)) for lang in langs]
+    return {"speech": torch.zeros(len(langs), 4), "lang": pad_list(codes, -1),
+            "lang_lengths": torch.tensor([len(c) for c in codes])}
+
+
 def test_mixed_language_batch_names_the_languages():
-    batches = LanguageBatches([(["u1", "u2"], {})], {"u1": "es", "u2": "fr"}, [], _tally())
+    batches = LanguageBatches([(["u1", "u2"], _batch("es", "fr"))], [], _tally())
     with pytest.raises(ValueError, match="a batch mixes languages es, fr"):
         list(batches)
-    batches = LanguageBatches([(["u3"], {})], {"u1": "es"}, [], _tally())
-    with pytest.raises(ValueError, match="utterance u3 has no language"):
-        list(batches)
+
+
+def test_masked_model_without_language_input_names_the_option():
+    model = torch.nn.Linear(3, 3)
+    masker = attach_masker(model, SubnetMasks.from_dense({"es": {"weight": torch.ones(3, 3, dtype=torch.bool)}}, {}))
+    with pytest.raises(ValueError, match="utt2lang,lang,text"):
+        list(LanguageBatches([(["u3"], {"speech": torch.zeros(1, 4)})], [masker], _tally()))
 
 
 def test_batches_activate_the_language_and_count_steps():
@@ -32,9 +45,10 @@ def test_batches_activate_the_language_and_count_steps():
     masker = attach_masker(model, masks)
     tally = _tally()
     seen = []
-    batches = [(["a"], {}), (["b"], {}), (["c"], {})]
-    for _ in LanguageBatches(batches, {"a": "es", "b": "fr", "c": "fr"}, [masker], tally):
+    batches = [(["a"], _batch("es")), (["b"], _batch("fr")), (["c", "d"], _batch("fr", "fr"))]
+    for _, batch in LanguageBatches(batches, [masker], tally):
         seen.append(masker.active)
+        assert set(batch) == {"speech"}  # the model never sees the language input
     assert seen == ["es", "fr", "fr"] and tally["fr"]["steps"] == 2 and tally["es"]["steps"] == 1
 
 
@@ -58,7 +72,7 @@ def test_masks_from_other_weights_are_refused(tmp_path):
 
 def test_nonfinite_losses_are_counted_and_stop_training():
     model = torch.nn.Identity()
-    batches = LanguageBatches([], {}, [], _tally())
+    batches = LanguageBatches([], [], _tally())
     batches.current = "es"
     counter = {"count": 0}
     handle = LanguageMaskTrainer._loss_hook(model, batches, 2, counter)
@@ -96,10 +110,10 @@ def test_training_steps_touch_only_the_batch_language(tmp_path, monkeypatch):
     """Through ESPnet's training loop: every training batch activates its language, and
     a step of language l changes no weight outside m^l (Adam's momentum from the other
     language's steps included)."""
-    from trainer_data import data_args, lang_data, start_model
+    from language_data_dirs import data_args, lang_data, start_model
 
     from espnet_s3net.bin import ssl_train
-    from espnet_s3net.train.language_masker import LanguageMasker
+    from espnet_s3net.masks.language_masker import LanguageMasker
 
     masks = start_model(tmp_path)
     (tmp_path / "conf.yaml").write_text(S3NET_STEPS.format(masks=tmp_path / "masks.pt"))
@@ -132,7 +146,7 @@ def test_training_steps_touch_only_the_batch_language(tmp_path, monkeypatch):
 def test_schedules_advance_once_per_optimizer_update(tmp_path):
     """accum_grad 4 over 8 training batches: 2 optimizer updates, so the Gumbel
     temperature decays exactly twice (validation forwards do not count)."""
-    from trainer_data import data_args, lang_data
+    from language_data_dirs import data_args, lang_data
 
     from espnet_s3net.bin import ssl_train
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainer_data import data_args as _data_args
-from trainer_data import lang_data as _data
-from trainer_data import start_model as _start
+from language_data_dirs import data_args as _data_args
+from language_data_dirs import lang_data as _data
+from language_data_dirs import start_model as _start
 
 pytestmark = pytest.mark.ddp
 
@@ -174,7 +174,7 @@ def test_asr_fine_tuning_with_frozen_parts_and_layer_drop(tmp_path):
     _start(tmp_path)
     (tmp_path / "asr.yaml").write_text(ASR.format(masks=tmp_path / "masks.pt"))
     (tmp_path / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
-    logs = _run("espnet_s3net.bin.asr_train",
+    logs = _run("espnet2.bin.asr_train",
                 ["--config", str(tmp_path / "asr.yaml"), "--output_dir", str(tmp_path / "exp"),
                  "--token_type", "word", "--token_list", str(tmp_path / "tokens.txt"), *_data_args(d, text=True)],
                 tmp_path)

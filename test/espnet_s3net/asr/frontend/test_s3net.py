@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from espnet_s3net.frontends.s3net_frontend import S3NetFrontend
+from espnet_s3net.asr.frontend.s3net import S3NetFrontend
 
 SPEECH, LENGTHS = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)), torch.tensor([8000, 6000])
 

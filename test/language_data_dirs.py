@@ -1,4 +1,4 @@
-"""Small language-tagged data dirs and a starting S3Net model for the trainer tests."""
+"""Small language-tagged data dirs (utt2lang) and a starting S3Net model, shared by the tests."""
 
 from pathlib import Path
 
@@ -19,7 +19,7 @@ def lang_data(d: Path, nan_short: bool = False) -> Path:
     length gives the longer to rank 0 and the shorter to rank 1."""
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    files = {name: [] for name in ("wav.scp", "text", "utt2category", "utt2num_samples")}
+    files = {name: [] for name in ("wav.scp", "text", "utt2lang", "utt2num_samples")}
     for lang in LANGS:
         for i, num in enumerate((16000, 12800)):
             utt = f"{lang}-s-{i}"
@@ -27,7 +27,7 @@ def lang_data(d: Path, nan_short: bool = False) -> Path:
             if nan_short and i == 1:
                 audio[:] = np.nan
             sf.write(d / f"{utt}.wav", audio, 16000, subtype="FLOAT")
-            for name, value in (("wav.scp", d / f"{utt}.wav"), ("text", "a b a"), ("utt2category", lang),
+            for name, value in (("wav.scp", d / f"{utt}.wav"), ("text", "a b a"), ("utt2lang", lang),
                                 ("utt2num_samples", num)):
                 files[name].append(f"{utt} {value}")
     for name, lines in files.items():
@@ -50,7 +50,8 @@ def start_model(tmp: Path) -> SubnetMasks:
 def data_args(d: Path, text: bool = False):
     out = []
     for split in ("train", "valid"):
-        out += [f"--{split}_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound"]
+        out += [f"--{split}_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
+                f"--{split}_data_path_and_name_and_type", f"{d}/utt2lang,lang,text"]
         if text:
             out += [f"--{split}_data_path_and_name_and_type", f"{d}/text,text,text"]
         out += [f"--{split}_shape_file", f"{d}/utt2num_samples"]

@@ -88,15 +88,20 @@ class _MaskedLinearFunction(torch.autograd.Function):
 class MaskedLinear(torch.nn.Linear):
     """``nn.Linear`` that uses its weight through ``lang_mask`` (uint8 0/1 of the
     weight's shape, set by :class:`LanguageMasker` with two ``scratch`` buffers of the
-    weight's shape and dtype; ``None``: the dense layer)."""
+    weight's shape and dtype; ``None``: the dense layer). While no language is active,
+    ``inactive_error`` holds the message a forward raises: a model with sub-networks is
+    never run dense by accident."""
 
     lang_mask: Optional[torch.Tensor] = None
     scratch: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+    inactive_error: Optional[str] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.lang_mask is None:
-            return F.linear(x, self.weight, self.bias)
-        return _MaskedLinearFunction.apply(x, self.weight, self.bias, self.lang_mask, self.scratch)
+        if self.lang_mask is not None:
+            return _MaskedLinearFunction.apply(x, self.weight, self.bias, self.lang_mask, self.scratch)
+        if self.inactive_error is not None:
+            raise RuntimeError(self.inactive_error)
+        return F.linear(x, self.weight, self.bias)
 
 
 class LanguageMasker:
@@ -131,6 +136,7 @@ class LanguageMasker:
         self._kept: Optional[List[torch.Tensor]] = None
         self._optimizers = set()
         self._warned = set()
+        self.deactivate()
 
     def _unpacked(self, lang: str) -> List[torch.Tensor]:
         """``lang``'s masks as uint8 views of one unpacked buffer on the weights' device."""
@@ -161,6 +167,8 @@ class LanguageMasker:
             )
         self.deactivate()
         self.active = lang
+        for layer in self.layers:
+            layer.inactive_error = None
         if lang in self.masks.languages:
             self._mask = self._unpacked(lang)
             for layer, mask in zip(self.layers, self._mask):
@@ -173,9 +181,13 @@ class LanguageMasker:
         return self._scratch[key]
 
     def deactivate(self) -> None:
-        """Use the dense model (drops the unpacked mask)."""
+        """No language: drops the unpacked mask; a forward raises until :meth:`activate`."""
+        error = (f"the model uses language sub-networks ({self.masks.source}) but no language is "
+                 "active: give each utterance's language as data (<data dir>/utt2lang,lang,text) "
+                 "or choose one (espnet_s3net.asr.inference.use_language)")
         for layer in self.layers:
             layer.lang_mask = layer.scratch = None
+            layer.inactive_error = error
         self._mask, self.active = None, None
 
     def _restored(self, optimizer: torch.optim.Optimizer):
@@ -241,7 +253,11 @@ def _as_masked_linear(module: torch.nn.Module, name: str) -> MaskedLinear:
 
 def attach_masker(module: torch.nn.Module, masks: SubnetMasks, missing: str = "error",
                   optim_state_policy: str = "shared") -> LanguageMasker:
-    """Create a masker for ``module`` and store it as ``module.language_masker``."""
+    """Create a masker for ``module`` and store it as ``module.language_masker`` (a module
+    takes one masker: a second one is an error)."""
+    if isinstance(getattr(module, "language_masker", None), LanguageMasker):
+        raise ValueError(f"{type(module).__name__} already has language masks "
+                         f"({module.language_masker.masks.source}): masks are put on a model once")
     masker = LanguageMasker(module, masks, missing, optim_state_policy)
     module.language_masker = masker
     return masker

@@ -6,11 +6,13 @@ The XLSR model comes from one of
 - ``init_checkpoint``: a public fairseq ``.pt`` file or Hugging Face directory, whose
   architecture is read from the checkpoint (fairseq ``cfg.model``/``args``, HF
   ``config.json``); an ``xlsr_conf`` given as well must agree with it field by field;
-- ``xlsr_conf`` alone: a named configuration from scratch (tests).
+- ``xlsr_conf`` alone: a named configuration (from scratch, or the architecture that
+  ``config.yaml`` of a fine-tuned model records, whose weights are in its checkpoint).
 
-With ``mask_file`` each language's sub-network is used: the ``LanguageMaskTrainer`` puts
-the batch's language mask on the weights during fine-tuning, and decoding puts the test
-language's mask on once. Without it this is a plain XLSR frontend.
+With ``mask_file`` each language's sub-network is used: the language of every batch is
+an ordinary data input (``utt2lang,lang,text``), which the trainer and ESPnet's inference
+turn into the active mask. A forward with no active language is an error. Without a mask
+file this is a plain XLSR frontend.
 
 Fine-tuning options as in XLSR: frozen conv feature encoder (its parameters get
 ``requires_grad=False``), transformer frozen for the first ``freeze_transformer_steps``
@@ -25,21 +27,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
-from espnet_s3net.models.pretrain_model import build_xlsr
+from espnet_s3net.models.pretrain_model import build_xlsr, portable_xlsr_conf
 from espnet_s3net.models.span_mask import span_mask
-
-
-def _load_xlsr(xlsr_conf, ssl_config, ssl_model_file, init_checkpoint):
-    if ssl_config is not None:
-        from espnet_s3net.tasks.xlsr_pretrain import XLSRPretrainTask
-
-        if ssl_model_file is None:
-            raise ValueError("ssl_config needs ssl_model_file")
-        model, _ = XLSRPretrainTask.build_model_from_file(ssl_config, ssl_model_file, "cpu")
-        return model.xlsr
-    if xlsr_conf is None and init_checkpoint is None:
-        raise ValueError("the s3net frontend needs ssl_config + ssl_model_file, init_checkpoint or xlsr_conf")
-    return build_xlsr(xlsr_conf, init_checkpoint)
 
 
 class S3NetFrontend(AbsFrontend):
@@ -70,14 +59,9 @@ class S3NetFrontend(AbsFrontend):
             raise ValueError(f"the s3net frontend works at 16 kHz, got fs={fs}")
         if layer_selection not in ("last", "weighted_sum"):
             raise ValueError(f"layer_selection must be last or weighted_sum, got {layer_selection!r}")
-        self.xlsr = _load_xlsr(xlsr_conf, ssl_config, ssl_model_file, init_checkpoint)
+        self.xlsr = build_xlsr(xlsr_conf, init_checkpoint, ssl_config, ssl_model_file, mask_file, mask_missing)
         # the pre-training heads are not used downstream
         self.xlsr.quantizer = self.xlsr.project_q = self.xlsr.final_proj = None
-        if mask_file is not None:
-            from espnet_s3net.masks.mask_file import SubnetMasks
-            from espnet_s3net.train.language_masker import attach_masker
-
-            attach_masker(self.xlsr, SubnetMasks.load(mask_file), missing=mask_missing)
         self.layer_selection = layer_selection
         if layer_selection == "weighted_sum":
             self.layer_weights = torch.nn.Parameter(torch.zeros(self.xlsr.cfg.num_layers + 1))
@@ -88,6 +72,17 @@ class S3NetFrontend(AbsFrontend):
         self.mask_time_prob, self.mask_time_length = mask_time_prob, mask_time_length
         self.mask_channel_prob, self.mask_channel_length = mask_channel_prob, mask_channel_length
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    @staticmethod
+    def portable_conf(frontend_conf: Dict, xlsr) -> Dict:
+        """``frontend_conf`` with the files the weights came from (``ssl_config``,
+        ``ssl_model_file``, ``init_checkpoint``) replaced by ``xlsr_conf``: the ASR
+        checkpoint holds the weights, so decoding and packing need only it and the
+        mask file."""
+        conf = {k: v for k, v in frontend_conf.items()
+                if k not in ("ssl_config", "ssl_model_file", "init_checkpoint")}
+        conf["xlsr_conf"] = portable_xlsr_conf(xlsr)
+        return conf
 
     def output_size(self) -> int:
         return self.xlsr.output_size()
