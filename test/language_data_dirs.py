@@ -47,11 +47,13 @@ def start_model(tmp: Path) -> SubnetMasks:
     return masks
 
 
-def data_args(d: Path, text: bool = False):
+def data_args(d: Path, text: bool = False, lang: bool = True):
+    """ESPnet's train/valid data options for the data dir ``d`` (speech, language, text)."""
     out = []
     for split in ("train", "valid"):
-        out += [f"--{split}_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
-                f"--{split}_data_path_and_name_and_type", f"{d}/utt2lang,lang,text"]
+        out += [f"--{split}_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound"]
+        if lang:
+            out += [f"--{split}_data_path_and_name_and_type", f"{d}/utt2lang,lang,text"]
         if text:
             out += [f"--{split}_data_path_and_name_and_type", f"{d}/text,text,text"]
         out += [f"--{split}_shape_file", f"{d}/utt2num_samples"]

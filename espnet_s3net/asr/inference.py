@@ -15,23 +15,23 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
-from espnet.nets.pytorch_backend.nets_utils import pad_list
 
+from espnet_s3net.data.batches import length_bins, pad_waveforms, read_waveforms
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, write_kaldi_map
 from espnet_s3net.log import Progress
-from espnet_s3net.masks.language_masker import find_maskers
-from espnet_s3net.samplers.language_batch_sampler import length_bins
+from espnet_s3net.train.language_data import language_followers
 
 
 def use_language(model: torch.nn.Module, lang: str, missing: str = "error") -> bool:
-    """Decode with ``lang``'s sub-network on every masker of ``model`` (``missing``:
+    """Decode with ``lang``'s sub-network (and language modules) in ``model`` (``missing``:
     ``"error"``, or ``"dense"`` for a logged dense fallback when ``lang`` has no mask).
-    Returns whether the model has sub-networks."""
-    maskers = find_maskers(model)
-    for masker in maskers:
-        masker.missing = missing
-        masker.activate(lang)
-    return bool(maskers)
+    Returns whether the model has anything language-specific."""
+    followers = language_followers(model)
+    for follower in followers:
+        if hasattr(follower, "missing"):
+            follower.missing = missing
+        follower.activate(lang)
+    return bool(followers)
 
 
 def ctc_greedy(token_ids: torch.Tensor, length: int, blank: int = 0) -> List[int]:
@@ -53,9 +53,8 @@ class GreedyCTCDecoder:
 
     @torch.no_grad()
     def __call__(self, audio: Sequence[np.ndarray]) -> List[List[str]]:
-        speech = pad_list([torch.from_numpy(a) for a in audio], 0.0).to(self.device)
-        lens = torch.tensor([len(a) for a in audio], device=self.device)
-        enc, enc_lens = self.model.encode(speech, lens)
+        speech, lens = pad_waveforms(audio)
+        enc, enc_lens = self.model.encode(speech.to(self.device), lens.to(self.device))
         best = self.model.ctc.argmax(enc).cpu()
         return [[self.model.token_list[t] for t in ctc_greedy(best[i], int(enc_lens[i]))]
                 for i in range(len(audio))]
@@ -65,15 +64,13 @@ def decode_set(decode: Callable, data_dir: str, out_dir: str, batch_bins: int) -
     """Decode the data dir ``data_dir`` into ``out_dir/text`` with ``decode`` (waveforms ->
     token lists), logging progress with an ETA; writes and returns the real-time factor
     (decoding seconds / audio seconds) in ``out_dir/rtf``."""
-    import soundfile as sf
-
     wav = read_kaldi_map(os.path.join(data_dir, "wav.scp"))
     lengths = {utt: int(n) for utt, n in read_kaldi_map(os.path.join(data_dir, "utt2num_samples")).items()}
     batches = length_bins(sorted(wav, key=lambda u: -lengths[u]), lengths, batch_bins)
     progress = Progress(len(wav), f"decoding {data_dir}")
     hyps, decode_s = {}, 0.0
     for utts in batches:
-        audio = [sf.read(wav[u], dtype="float32")[0] for u in utts]
+        audio = read_waveforms([wav[u] for u in utts])
         start = time.perf_counter()
         tokens = decode(audio)
         decode_s += time.perf_counter() - start

@@ -13,10 +13,12 @@ import csv
 import hashlib
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from espnet_s3net.data.kaldi_dir import Skip
+from espnet_s3net.data.kaldi_dir import Skip, combine_data_dirs, write_data_dir
+from espnet_s3net.languages import check_languages
 from espnet_s3net.text.normalize import normalize_sentence
 
 SPLITS = ("train", "dev", "test")
@@ -232,3 +234,43 @@ def prepare_locale(
         logging.info(f"{locale}: train capped at {max_train_hours} h: {len(kept)} of {len(utts)} clips")
         result["train"] = (kept, skips)
     return result
+
+
+def _write_split(data_dir: str, name: str, utts, skips) -> None:
+    """One Kaldi-style data dir of a split's utterances (and its skips), with a log line."""
+    files = {
+        "wav.scp": {u.utt_id: u.audio for u in utts},
+        "text": {u.utt_id: u.text for u in utts},
+        "utt2spk": {u.utt_id: u.speaker for u in utts},
+        "utt2lang": {u.utt_id: u.locale for u in utts},
+    }
+    if any(u.phones for u in utts):
+        files["text_phn_list"] = {u.utt_id: u.phones for u in utts if u.phones}
+    write_data_dir(os.path.join(data_dir, name), files, skips)
+    counts = Counter(skip.reason for skip in skips)
+    detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))
+    logging.info(f"{name}: {len(utts)} utterances, {len(skips)} skipped" + (f" ({detail})" if detail else ""))
+
+
+def prepare_release(cv_root: str, langs, data_dir: str, train_from: str, max_train_hours,
+                    split_list_dir) -> None:
+    """``<data_dir>/{train,dev,test}_<locale>`` and ``{train,dev}_multi`` of a release (see
+    ``espnet_s3net.bin.prepare_cv``): a clip in more than one split stays in dev/test only."""
+    check_languages(langs)
+    check_release(cv_root, langs)
+    for locale in langs:
+        splits = prepare_locale(cv_root, locale, train_from, max_train_hours, split_list_dir)
+        held_out = {u.audio for split in ("dev", "test") for u in splits[split][0]}
+        train, train_skips = splits["train"]
+        overlap = [u for u in train if u.audio in held_out]
+        splits["train"] = ([u for u in train if u.audio not in held_out],
+                           train_skips + [Skip(os.path.basename(u.audio), "duplicate clip path (also in dev/test)")
+                                          for u in overlap])
+        for split in SPLITS:
+            utts, skips = splits[split]
+            if not utts:
+                raise ValueError(f"{locale} {split}: no usable utterance ({len(skips)} skipped)")
+            _write_split(data_dir, f"{split}_{locale}", utts, skips)
+    for split in ("train", "dev"):
+        combine_data_dirs(os.path.join(data_dir, f"{split}_multi"),
+                          [os.path.join(data_dir, f"{split}_{loc}") for loc in langs])

@@ -18,54 +18,49 @@ module the masks are for, e.g. the XLSR model inside the task model).
 :func:`extract_language` seeds torch's RNG (span masks, negatives, dropout) with the
 language's seed and restores the caller's RNG state afterwards: the same model, data and
 seed give the same masks, however often and in whichever order extraction is run.
+
+:func:`extract_subnets` is the whole extraction stage of the recipe: every language of a
+model (a pre-training experiment's checkpoint or a public checkpoint,
+:func:`load_source_model`) into one mask file, with per-language results kept so that a
+killed run resumes, and a progress line with an ETA after each language.
 """
 
 import copy
+import logging
 import os
+import zlib
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import yaml
 
+from espnet_s3net.data.batches import length_bins, pad_waveforms, read_waveforms
 from espnet_s3net.data.kaldi_dir import read_kaldi_map
-from espnet_s3net.masks.pruning import masks_from_scores, random_masks
+from espnet_s3net.log import Progress
+from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+from espnet_s3net.masks.pruning import DEFAULT_PRUNABLE, masks_from_scores, prunable_parameters, random_masks
 from espnet_s3net.train.schedules import count_update
 
 Batch = Tuple[torch.Tensor, torch.Tensor]
+
+#: extraction config keys (YAML) and their defaults
+DEFAULTS = dict(method="te", scope="layerwise", sparsity=0.5, seed=0, batch_bins=480000, batches=8,
+                lth_steps=50, lth_lr=1e-4, lth_rounds=1, include=None, exclude=None)
 
 
 def language_batches(data_dir: str, batch_bins: int, max_batches: int, seed: int) -> List[Batch]:
     """Up to ``max_batches`` padded batches (speech (B, S), lengths (B,)) of a dump dir,
     utterances in a seeded random order, ``max length × count ≤ batch_bins`` samples."""
-    import soundfile as sf
-
     wav = read_kaldi_map(os.path.join(data_dir, "wav.scp"))
     lengths = {u: int(n) for u, n in read_kaldi_map(os.path.join(data_dir, "utt2num_samples")).items()}
-    order = list(np.random.default_rng(seed).permutation(sorted(wav)))
-    batches, current = [], []
-    for utt in order + [None]:
-        if utt is not None and (not current or _padded(current + [utt], lengths) <= batch_bins):
-            current.append(utt)
-            continue
-        if current:
-            audio = [torch.from_numpy(sf.read(wav[u], dtype="float32")[0]) for u in current]
-            lens = torch.tensor([len(a) for a in audio])
-            speech = torch.zeros(len(audio), int(lens.max()))
-            for i, a in enumerate(audio):
-                speech[i, : len(a)] = a
-            batches.append((speech, lens))
-            if len(batches) == max_batches:
-                break
-        current = [utt] if utt is not None else []
+    order = [str(u) for u in np.random.default_rng(seed).permutation(sorted(wav))]
+    batches = [pad_waveforms(read_waveforms([wav[u] for u in utts]))
+               for utts in length_bins(order, lengths, batch_bins)[:max_batches]]
     if not batches:
         raise ValueError(f"{data_dir} gave no batch (is it empty?)")
     return batches
-
-
-def _padded(utts: List[str], lengths: Dict[str, int]) -> int:
-    """Samples of a padded batch of ``utts``: longest length × count."""
-    return max(lengths[u] for u in utts) * len(utts)
 
 
 def _cycle(batches: Sequence[Batch]) -> Iterator[Batch]:
@@ -164,3 +159,97 @@ def extract_language(method: str, model: torch.nn.Module, find_params, batches: 
         return random_masks(params, cfg["sparsity"], cfg["scope"], seed)
     raise ValueError(f"unknown extraction method {method!r}: te, lth or random")
 
+
+def load_config(path: str) -> Dict[str, Any]:
+    """An extraction config (YAML) over :data:`DEFAULTS`; an unknown key is an error."""
+    with open(path, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f) or {}
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **cfg}
+
+
+def load_source_model(device: torch.device, model_config: Optional[str] = None, model_file: Optional[str] = None,
+                      init: Optional[str] = None) -> Tuple[torch.nn.Module, str]:
+    """The pre-training task model to extract from, and the path that names it (the mask
+    file's ``source_model``): a checkpoint of our pre-training (``model_config`` +
+    ``model_file``) or a public checkpoint (``init``: fairseq ``.pt`` file or Hugging Face
+    directory, architecture read from it)."""
+    if (init is None) == (model_file is None):
+        raise ValueError("give either a public checkpoint (init) or model_config + model_file")
+    if init is not None:
+        from espnet_s3net.models.pretrain_model import XLSRPretrainModel
+
+        return XLSRPretrainModel(init_checkpoint=init).to(device), os.path.abspath(init)
+    if model_config is None:
+        raise ValueError(f"model_file {model_file} needs model_config (the experiment's config.yaml)")
+    from espnet_s3net.tasks.xlsr_pretrain import XLSRPretrainTask
+
+    model, _ = XLSRPretrainTask.build_model_from_file(model_config, model_file, str(device))
+    return model, os.path.abspath(model_file)
+
+
+def language_seed(seed: int, lang: str) -> int:
+    """The seed of one language's passes: independent of which other languages are extracted."""
+    return seed + zlib.crc32(lang.encode()) % 100003
+
+
+def extract_subnets(model: torch.nn.Module, langs: Sequence[str], data_root: str, cfg: Dict[str, Any],
+                    output: str, device: torch.device, source_model: str) -> SubnetMasks:
+    """Masks of every language of ``langs`` (``<data_root>/train_<lang>``) of the XLSR model
+    inside ``model``, with ``cfg`` (:func:`load_config`), written to the mask file ``output``
+    and returned.
+
+    Each language's masks are kept in ``<output dir>/tmp/<lang>.pt`` and reused when the
+    config and the model's prunable weights are the same, so a killed run resumes; a
+    progress line with the ETA is logged after each language extracted.
+    """
+    from espnet_s3net.models.pretrain_model import find_xlsr
+
+    missing = [lang for lang in langs if cfg["method"] != "random"
+               and not os.path.isdir(os.path.join(data_root, f"train_{lang}"))]
+    if missing:  # any language id works (ISO 639-3, Common Voice locales, ...) given its data
+        raise ValueError(f"no data dir {os.path.join(data_root, 'train_<lang>')} for language(s) "
+                         f"{', '.join(missing)}")
+    include = cfg["include"] or DEFAULT_PRUNABLE
+
+    def find_params(m):
+        return prunable_parameters(find_xlsr(m), include, cfg["exclude"])
+
+    names = list(find_params(model))
+    source = parameter_fingerprint(find_xlsr(model), names)
+    out_dir = os.path.dirname(os.path.abspath(output))
+    tmp_dir = os.path.join(out_dir, "tmp")
+    os.makedirs(tmp_dir, exist_ok=True)
+    dense, todo = {}, []
+    for lang in langs:
+        tmp = os.path.join(tmp_dir, f"{lang}.pt")
+        saved = torch.load(tmp, weights_only=True) if os.path.exists(tmp) else None
+        if saved is not None and saved["config"] == cfg and saved["source"] == source:
+            logging.info(f"{lang}: reusing {tmp}")
+            dense[lang] = saved["masks"]
+        else:
+            todo.append(lang)
+    what = f"{cfg['method']} extraction"
+    if todo:
+        logging.info(f"{what} ({cfg['scope']}, sparsity {cfg['sparsity']}) of {len(todo)} language(s): "
+                     f"{' '.join(todo)}")
+    progress = Progress(len(todo), what, interval_s=0.0)
+    for lang in todo:
+        logging.info(f"{lang}: {what}")
+        batches = [] if cfg["method"] == "random" else language_batches(
+            os.path.join(data_root, f"train_{lang}"), cfg["batch_bins"], cfg["batches"], cfg["seed"])
+        masks = extract_language(cfg["method"], model, find_params, batches, cfg, device,
+                                 language_seed(cfg["seed"], lang))
+        dense[lang] = {n: m.cpu() for n, m in masks.items()}
+        tmp = os.path.join(tmp_dir, f"{lang}.pt")
+        torch.save({"config": cfg, "source": source, "masks": dense[lang]}, tmp + ".tmp")
+        os.replace(tmp + ".tmp", tmp)
+        progress.update()
+    meta = {k: cfg[k] for k in ("method", "scope", "sparsity", "seed")}
+    meta.update(config=cfg, source_fingerprint=source, source_model=source_model)
+    subnets = SubnetMasks.from_dense({lang: dense[lang] for lang in langs}, meta)
+    subnets.save(output)
+    logging.info(f"wrote {output}: {len(langs)} languages, {len(names)} prunable tensors")
+    return subnets

@@ -23,9 +23,11 @@ utterances (the DDP world size, so that each rank gets one utterance or more).
 
 import math
 from collections import Counter
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
+
+from espnet_s3net.data.batches import length_bins
 
 
 def target_language_probs(
@@ -64,26 +66,6 @@ def _check_inputs(
             raise ValueError(f"Utterance '{utt}' has a length but no language")
         if length <= 0:
             raise ValueError(f"Utterance '{utt}' has non-positive length {length}")
-
-
-def length_bins(
-    utts: Sequence[str], utt2len: Dict[str, int], batch_bins: int
-) -> List[List[str]]:
-    """Split utterances sorted by descending length into batches of at most
-    ``batch_bins`` padded samples (longest length × count; a longer utterance alone)."""
-    batches: List[List[str]] = []
-    current: List[str] = []
-    current_max = 0
-    for utt in utts:
-        longest = max(current_max, utt2len[utt])
-        if current and longest * (len(current) + 1) > batch_bins:
-            batches.append(current)
-            current, longest = [], utt2len[utt]
-        current.append(utt)
-        current_max = longest
-    if current:
-        batches.append(current)
-    return batches
 
 
 class LanguageBatchSampler:

@@ -14,8 +14,9 @@ It adds to the task:
 - for ESPnet's streaming iterators (``espnet2.bin.asr_inference``, stats collection),
   which call the model without extra data: the ``lang`` of each batch is taken out of it
   and activates that language's sub-network on the models this task built (training does
-  the same in :class:`LanguageMaskTrainer`). A model with sub-networks decoded without
-  a language stops with an error.
+  the same in :class:`LanguageMaskTrainer`); a batch of several languages (stats
+  collection reads ``--batch_size`` utterances in file order) is split into one batch per
+  language. A model with sub-networks decoded without a language stops with an error.
 """
 
 import argparse
@@ -29,9 +30,8 @@ from espnet2.fileio.read_text import load_num_sequence_text, read_2columns_text
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
 
 from espnet_s3net.iterators.language_iter_factory import LANG_NUMEL, LanguageIterFactory
-from espnet_s3net.masks.language_masker import find_maskers
 from espnet_s3net.samplers.language_batch_sampler import LanguageBatchSampler, LanguageCoverageSampler
-from espnet_s3net.train.language_data import LANG, LanguagePreprocessor, pop_batch_language
+from espnet_s3net.train.language_data import LANG, LanguagePreprocessor, language_followers, pop_languages
 
 #: models built by a language task in this process (for streaming iterators)
 _BUILT_MODELS: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
@@ -73,16 +73,24 @@ class LanguageStream:
 
     def __iter__(self):
         for keys, batch in self.loader:
-            lang = pop_batch_language(batch, keys)
-            maskers = [m for model in list(_BUILT_MODELS) for m in find_maskers(model)]
-            if lang is not None:
-                if not maskers and self.inference:
-                    raise ValueError(f"utterance {keys[0]} comes with a language ({lang}) but the model has no "
-                                     "language sub-networks (no mask_file in its frontend_conf / model_conf): "
-                                     "give the mask file, or drop the lang input")
+            langs = pop_languages(batch)
+            if langs is None:
+                yield keys, batch
+                continue
+            maskers = [m for model in list(_BUILT_MODELS) for m in language_followers(model)]
+            if not maskers and self.inference:
+                raise ValueError(f"utterance {keys[0]} comes with a language ({langs[0]}) but the model has no "
+                                 "language sub-networks (no mask_file in its frontend_conf / model_conf): "
+                                 "give the mask file, or drop the lang input")
+            for lang in dict.fromkeys(langs):
+                rows = [i for i, row_lang in enumerate(langs) if row_lang == lang]
                 for masker in maskers:
                     masker.activate(lang)
-            yield keys, batch
+                if len(rows) == len(langs):
+                    yield keys, batch
+                else:
+                    index = torch.tensor(rows)
+                    yield [keys[i] for i in rows], {name: value[index] for name, value in batch.items()}
 
 
 class LanguageTaskMixin:

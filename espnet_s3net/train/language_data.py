@@ -10,10 +10,13 @@ int64 array of its Unicode code points, so that ESPnet's dataset and collate fun
 carry it like any token sequence (padded with -1 into ``lang`` (B, L) and
 ``lang_lengths`` (B,)). Nothing else needs a table of languages: language ids are
 whatever strings the data uses (Common Voice locales, ISO 639-3 codes, ...).
-:func:`pop_batch_language` takes it out of a batch again (the models never see it).
+:func:`pop_batch_language` takes it out of a batch again (the models never see it), and
+:func:`language_followers` lists what of a model takes it: the language maskers and every
+:class:`LanguageConditioned` module (e.g. language adapters).
 """
 
-from typing import Callable, Dict, Optional, Sequence
+import abc
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -53,17 +56,45 @@ class LanguagePreprocessor:
         return f"{type(self).__name__}({self.inner!r})"
 
 
+def pop_languages(batch: Dict[str, torch.Tensor]) -> Optional[List[str]]:
+    """Remove ``lang``/``lang_lengths`` from an ESPnet batch; the language of each of its
+    utterances (None when the batch has no language input)."""
+    codes = batch.pop(LANG, None)
+    batch.pop(f"{LANG}_lengths", None)
+    return None if codes is None else [decode_language(row) for row in codes]
+
+
 def pop_batch_language(batch: Dict[str, torch.Tensor], utt_ids: Sequence[str]) -> Optional[str]:
     """Remove ``lang``/``lang_lengths`` from an ESPnet batch and return the batch's one
     language (None when the batch has no language input). A batch mixing languages is
     an error naming its utterances and languages."""
-    codes = batch.pop(LANG, None)
-    batch.pop(f"{LANG}_lengths", None)
-    if codes is None:
+    rows = pop_languages(batch)
+    if rows is None:
         return None
-    langs = {decode_language(row) for row in codes}
+    langs = set(rows)
     if len(langs) != 1:
         raise ValueError(f"a batch mixes languages {', '.join(sorted(langs))} (utterances "
                          f"{', '.join(list(utt_ids)[:4])}, ...): use --batch_type lang_numel, or "
                          "decode one language per batch")
     return langs.pop()
+
+
+class LanguageConditioned(abc.ABC):
+    """A module with language-specific behaviour: ``activate(lang)`` before a batch of
+    ``lang`` (a forward with no active language is an error), ``deactivate()`` after."""
+
+    @abc.abstractmethod
+    def activate(self, lang: str) -> None:
+        """Behave as for ``lang`` from the next forward on."""
+
+    @abc.abstractmethod
+    def deactivate(self) -> None:
+        """No active language."""
+
+
+def language_followers(model: torch.nn.Module) -> List:
+    """What of ``model`` follows the batch's language: its language maskers and its
+    :class:`LanguageConditioned` modules (each has ``activate(lang)`` / ``deactivate()``)."""
+    from espnet_s3net.masks.language_masker import find_maskers
+
+    return find_maskers(model) + [m for m in model.modules() if isinstance(m, LanguageConditioned)]

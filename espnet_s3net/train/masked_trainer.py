@@ -39,7 +39,7 @@ from espnet2.train.trainer import Trainer, TrainerOptions
 from espnet2.utils.types import str2bool
 
 from espnet_s3net.masks.language_masker import OPTIM_STATE_POLICIES, LanguageMasker, find_maskers
-from espnet_s3net.train.language_data import LANG, pop_batch_language
+from espnet_s3net.train.language_data import LANG, language_followers, pop_batch_language
 from espnet_s3net.train.schedules import update_counter_hook
 
 
@@ -55,7 +55,7 @@ def trains_languages(model: torch.nn.Module, options) -> bool:
     """Whether ``model`` needs this trainer: it has language masks or a module with an
     update schedule or unused-parameter reason (XLSR), or the data has a language."""
     has_language = any(name == LANG for _, name, _ in options.train_data_path_and_name_and_type)
-    return has_language or bool(find_maskers(model)) or any(
+    return has_language or bool(language_followers(model)) or any(
         hasattr(m, "count_update") or hasattr(m, "unused_parameters_reason") for m in model.modules())
 
 
@@ -139,13 +139,13 @@ class LanguageBatches:
 
     Args:
         iterator: ESPnet's ``(utt_ids, batch)`` iterator; batches carry ``lang``.
-        maskers: maskers to switch (may be empty).
+        followers: language maskers and language modules to switch (may be empty).
         tally: per-language counters (``steps``) filled while iterating.
     """
 
-    def __init__(self, iterator, maskers: List[LanguageMasker], tally: Dict):
+    def __init__(self, iterator, followers: List, tally: Dict):
         self.iterator = iterator
-        self.maskers = maskers
+        self.followers = followers
         self.tally = tally
         self.current: Optional[str] = None
 
@@ -155,13 +155,13 @@ class LanguageBatches:
     def __iter__(self):
         for utt_ids, batch in self.iterator:
             lang = pop_batch_language(batch, utt_ids)
-            if lang is None and self.maskers:
+            if lang is None and self.followers:
                 raise ValueError(f"the model has language sub-networks but the batch of {utt_ids[0]}, ... has "
                                  f"no language: add --train_data_path_and_name_and_type <dir>/utt2lang,{LANG},text "
                                  f"and --valid_data_path_and_name_and_type <dir>/utt2lang,{LANG},text")
             self.current = lang
-            for masker in self.maskers:
-                masker.activate(lang)
+            for follower in self.followers:
+                follower.activate(lang)
             self.tally[lang or "(no language)"]["steps"] += 1
             yield utt_ids, batch
 
@@ -232,7 +232,7 @@ class LanguageMaskTrainer(Trainer):
 
     @classmethod
     def _wrap(cls, model, iterator, tally: Dict) -> LanguageBatches:
-        return LanguageBatches(iterator, find_maskers(model), tally)
+        return LanguageBatches(iterator, language_followers(model), tally)
 
     @staticmethod
     def _log_tally(mode: str, tally: Dict) -> None:
@@ -279,7 +279,7 @@ class LanguageMaskTrainer(Trainer):
                         summary_writer, options, distributed_option) -> bool:
         tally = defaultdict(lambda: defaultdict(float))
         batches = cls._wrap(model, iterator, tally)
-        for masker in batches.maskers:
+        for masker in find_maskers(model):
             masker.optim_state_policy = options.optim_state_policy
             for optimizer in optimizers:
                 masker.attach_optimizer(optimizer)
@@ -296,8 +296,8 @@ class LanguageMaskTrainer(Trainer):
         finally:
             for handle in handles:
                 handle.remove()
-            for masker in batches.maskers:
-                masker.deactivate()
+            for follower in batches.followers:
+                follower.deactivate()
             cls._log_tally("train", tally)
 
     @classmethod
@@ -309,8 +309,8 @@ class LanguageMaskTrainer(Trainer):
             super().validate_one_epoch(model, batches, reporter, options, distributed_option)
         finally:
             handle.remove()
-            for masker in batches.maskers:
-                masker.deactivate()
+            for follower in batches.followers:
+                follower.deactivate()
             cls._log_tally("valid", tally)
 
     @classmethod
@@ -319,5 +319,5 @@ class LanguageMaskTrainer(Trainer):
         try:
             super().plot_attention(model, output_dir, summary_writer, batches, reporter, options)
         finally:
-            for masker in batches.maskers:
-                masker.deactivate()
+            for follower in batches.followers:
+                follower.deactivate()

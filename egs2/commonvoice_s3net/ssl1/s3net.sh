@@ -9,13 +9,38 @@
 #   4  transcripts: phones (phonemizer + espeak-ng), char text, token lists
 #   5  data report: data/data_report.md
 #   6  XLSR (wav2vec 2.0) pre-training on dump/raw/train_multi
-#   7  sub-network extraction per language (TE, LTH, random) + mask report
-#   8  S3Net language-adaptive training from the pre-trained model with each mask file
-#   9  multilingual CTC fine-tuning (s3net frontend) of every model in finetune_models
-#  10  decoding of every test language (with its sub-network): CTC greedy, or ESPnet's
-#      beam search with inference_args="--beam_size N ..."
+#   7  sub-network extraction per language (TE, LTH, random) + mask report, from the
+#      pre-trained model (or from pretrain_init with skip_pretrain=true)
+#   8  S3Net language-adaptive training from the same model with each mask file
+#   9  multilingual CTC fine-tuning (s3net frontend, ESPnet's espnet2.bin.asr_train) of every
+#      model in finetune_models
+#  10  decoding of every test language (with its sub-network) by inference_tool: s3net
+#      (espnet_s3net.bin.asr_inference, batched CTC greedy) or espnet (ESPnet's
+#      espnet2.bin.asr_inference, e.g. inference_args="--beam_size 10 --ctc_weight 1.0" for
+#      the CTC-only asr_ctc_* models); inference_args go to the tool used
 #  11  scoring with sclite (phones: score_wer = PER; chars: score_cer)
-#  12  RESULTS.md: one row per model, one column per language, High / Low / Avg
+#  12  RESULTS.md: one row per model of finetune_models, one column per language, High / Low / Avg
+#
+# Experiment directories (stages 6-9) are named from their config and a tag, as ESPnet's
+# asr.sh names exp/asr_<asr_tag>, and every experiment lives inside the directory of the
+# model it starts from, so that a change upstream gives new directories downstream:
+#   ${expdir}/pretrain_<pretrain_tag>/                               6  pre-training ("ssl dir")
+#   ${expdir}/init_<pretrain_tag>/                                   6  instead, with skip_pretrain=true
+#   <ssl dir>/subnets_<method>[_<subnets_tag>]/masks.pt              7  sub-networks
+#   <ssl dir>/subnets_<method>[_<subnets_tag>]/s3net_<s3net_tag>/    8  S3Net training ("S3Net dir")
+#   <ssl dir>/asr_<asr_tag>/                                         9  fine-tuning of xlsr
+#   <S3Net dir>/asr_<asr_tag>/                                       9  fine-tuning of s3net_<method>
+# Default tags: pretrain_tag = basename of pretrain_config without .yaml (with skip_pretrain:
+# basename of pretrain_init without .pt), s3net_tag = basename of s3net_train_config,
+# asr_tag = basename of asr_config + _<token_type> (+ bpe_vocab_size for bpe); each plus the
+# suffix ESPnet's asr.sh derives from the extra args ("--max_epoch 2" -> "_max_epoch2").
+# A tag that already starts with the directory's prefix is not prefixed again
+# (conf/pretrain_xlsr_small.yaml -> exp/pretrain_xlsr_small). Each experiment dir records
+# what it was started with (experiment.yaml: config content, extra args, upstream inputs
+# with their fingerprints); a stage run again with other settings stops and names what
+# differs: pass a new tag, or remove the directory to redo it. What a stage takes from an
+# experiment (extraction, S3Net initialisation, fine-tuning frontends, decoding, #params) is
+# its checkpoint inference_model (default valid.loss.ave.pth), which also marks it finished.
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (s3net.sh:${BASH_LINENO[0]}) $*"; }
@@ -47,20 +72,28 @@ bpe_vocab_size=500      # sentencepiece vocabulary (token_type=bpe)
 # stage 6: pre-training
 pretrain_config=conf/pretrain_xlsr_small.yaml  # ESPnet config of XLSR pre-training
 pretrain_args=          # extra options for espnet_s3net.bin.ssl_train, e.g. "--max_epoch 2"
+pretrain_tag=           # names ${expdir}/pretrain_<tag> (default: from pretrain_config and pretrain_args)
 pretrain_init=          # public checkpoint to start from: fairseq .pt or Hugging Face dir
-skip_pretrain=false     # true: no pre-training; later stages start from pretrain_init
-pretrain_model=valid.loss.ave.pth  # checkpoint of stage 6 that stages 7-8 start from
+skip_pretrain=false     # true: no pre-training; stages 7-9 start from pretrain_init (${expdir}/init_<tag>)
+# stages 7-10: the checkpoint of an experiment that the next stage starts from or decodes with
+inference_model=valid.loss.ave.pth  # file name inside the experiment dir (as in ESPnet's asr.sh)
 # stages 7-8: sub-networks and S3Net training
 subnet_methods="te lth" # extraction methods (te, lth, random); one S3Net model each
 extract_conf_dir=conf   # holds extract_<method>.yaml
+subnets_tag=            # names <ssl dir>/subnets_<method>_<tag> (default: subnets_<method>)
 s3net_train_config=conf/s3net_train_small.yaml  # ESPnet config of S3Net training
 s3net_train_args=       # extra options for espnet_s3net.bin.ssl_train in stage 8
+s3net_tag=              # names .../s3net_<tag> (default: from s3net_train_config and s3net_train_args)
 # stages 9-12: fine-tuning, decoding, scoring
-finetune_models="xlsr s3net_te s3net_lth"  # xlsr = the dense pre-trained model, s3net_<method>
+finetune_models="xlsr s3net_te s3net_lth"  # xlsr = the dense starting model, s3net_<method>
 asr_config=conf/asr_ctc_small.yaml  # ESPnet ASR config with frontend: s3net
-asr_args=               # extra options for espnet_s3net.bin.asr_train
-missing_lang_mask=error # decoding a language without a mask: error or dense (logged)
-inference_args=         # extra options for espnet_s3net.bin.asr_inference, e.g. "--beam_size 10 --ctc_weight 0.3"
+asr_args=               # extra options for espnet2.bin.asr_train
+asr_tag=                # names .../asr_<tag> (default: from asr_config, token_type and asr_args)
+inference_tool=s3net    # s3net: espnet_s3net.bin.asr_inference (batched CTC greedy, all sets in one process);
+                        # espnet: ESPnet's espnet2.bin.asr_inference (one test set at a time)
+inference_args=         # extra options for the inference_tool, e.g. "--batch_bins 2000000" (s3net),
+                        # "--beam_size 10 --ctc_weight 1.0" (espnet; ctc_weight 1.0 for a CTC-only model)
+missing_lang_mask=error # s3net tool, a language without a mask: error or dense (logged)
 high_langs=             # High columns of RESULTS.md (default: top 5 by XLSR-10 hours)
 
 . ./path.sh
@@ -76,6 +109,79 @@ fi
 raw=${dumpdir}/raw
 per_lang_sets() { local s l; for s in train dev test; do for l in ${langs}; do echo "${s}_${l}"; done; done; }
 cv_root=${COMMONVOICE:-${synth_dir}}
+
+case "${token_type}" in
+    phn) espnet_token_type=word; text_name=text_phn; score_dir=score_wer; score_unit=word ;;
+    char) espnet_token_type=char; text_name=text_char; score_dir=score_cer; score_unit=char ;;
+    bpe) espnet_token_type=bpe; text_name=text_char; score_dir=score_cer; score_unit=char ;;
+    *) log "Error: token_type must be phn, char or bpe"; exit 1 ;;
+esac
+case "${inference_tool}" in
+    s3net|espnet) ;;
+    *) log "Error: inference_tool must be s3net or espnet, got '${inference_tool}'"; exit 1 ;;
+esac
+if "${skip_pretrain}" && [ -z "${pretrain_init}" ]; then
+    log "Error: skip_pretrain=true needs --pretrain_init (a fairseq .pt file or a Hugging Face directory)"
+    exit 1
+fi
+for model in ${finetune_models}; do
+    case "${model}" in
+        xlsr|s3net_?*) ;;
+        *) log "Error: finetune_models: unknown model '${model}' (xlsr or s3net_<method>)"; exit 1 ;;
+    esac
+done
+
+# Experiment directories (see the top of this file).
+# The suffix ESPnet's asr.sh adds to a tag for its extra args: "--max_epoch 2" -> "_max_epoch2"
+args_suffix() { echo "$1" | sed -e "s/--/\_/g" -e "s/[ |=/]//g"; }
+# <prefix>_<tag>, or <tag> when it already starts with <prefix>_
+exp_name() { case "$2" in "$1"_*) echo "$2" ;; *) echo "$1_$2" ;; esac; }
+if [ -z "${pretrain_tag}" ]; then
+    if "${skip_pretrain}"; then
+        pretrain_tag=$(basename "${pretrain_init%/}" .pt)
+    else
+        pretrain_tag="$(basename "${pretrain_config}" .yaml)$(args_suffix "${pretrain_args}")"
+    fi
+fi
+if [ -z "${s3net_tag}" ]; then
+    s3net_tag="$(basename "${s3net_train_config}" .yaml)$(args_suffix "${s3net_train_args}")"
+fi
+if [ -z "${asr_tag}" ]; then
+    asr_tag="$(basename "${asr_config}" .yaml)_${token_type}"
+    [ "${token_type}" = bpe ] && asr_tag+="${bpe_vocab_size}"
+    asr_tag+="$(args_suffix "${asr_args}")"
+fi
+# the dir of the self-supervised starting model: a pre-training experiment, or (skip_pretrain)
+# the dir that holds the experiments starting from pretrain_init
+if "${skip_pretrain}"; then
+    ssl_exp=${expdir}/$(exp_name init "${pretrain_tag}")
+else
+    ssl_exp=${expdir}/$(exp_name pretrain "${pretrain_tag}")
+fi
+subnets_exp() { echo "${ssl_exp}/subnets_$1${subnets_tag:+_${subnets_tag}}"; }  # method
+s3net_exp() { echo "$(subnets_exp "$1")/$(exp_name s3net "${s3net_tag}")"; }   # method
+# finetune model (xlsr, s3net_<method>) -> the experiment its frontend starts from
+ssl_exp_of() { if [ "$1" = xlsr ]; then echo "${ssl_exp}"; else s3net_exp "${1#s3net_}"; fi; }
+asr_exp_of() { echo "$(ssl_exp_of "$1")/$(exp_name asr "${asr_tag}")"; }
+# Refuse to start, resume or reuse an experiment whose recorded settings differ:
+# check_experiment <dir> <tag option> <config> <extra args> [--input name=path | --option name=value]...
+check_experiment() {
+    local dir=$1 tag_option=$2 config=$3 args=$4
+    shift 4
+    ${python} -m espnet_s3net.bin.check_experiment --exp_dir "${dir}" --tag_option "${tag_option}" \
+        --config "${config}" --args="${args}" "$@"
+}
+# --input options for the fingerprints of the training data (train_multi, dev_multi) files
+# utt2num_samples, utt2lang and the given ones
+data_inputs() {
+    local s f
+    for s in train_multi dev_multi; do
+        for f in utt2num_samples utt2lang "$@"; do echo "--input ${s}/${f}=${raw}/${s}/${f}"; done
+    done
+}
+# the language of each utterance as ESPnet data, for every training command
+lang_data_opts="--train_data_path_and_name_and_type ${raw}/train_multi/utt2lang,lang,text"
+lang_data_opts+=" --valid_data_path_and_name_and_type ${raw}/dev_multi/utt2lang,lang,text"
 
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
     if [ -n "${COMMONVOICE}" ]; then
@@ -145,59 +251,98 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         --token_list_dir data/token_list --data_dir data --output data/data_report.md
 fi
 
-if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
-    pretrain_dir=${expdir}/xlsr_pretrain
+# the starting model of stages 7-9: options of extract_subnets, ssl_train and the s3net
+# frontend, and the --input option that fingerprints it
+if "${skip_pretrain}"; then
+    extract_source_opts="--init ${pretrain_init}"
+    s3net_init_opts="--init ${pretrain_init}"
+    xlsr_frontend_opts="--frontend_conf init_checkpoint=${pretrain_init}"
+    ssl_input="--input init=${pretrain_init}"
+else
+    extract_source_opts="--model_config ${ssl_exp}/config.yaml --model_file ${ssl_exp}/${inference_model}"
+    s3net_init_opts="--init_param ${ssl_exp}/${inference_model}"
+    xlsr_frontend_opts="--frontend_conf ssl_config=${ssl_exp}/config.yaml"
+    xlsr_frontend_opts+=" --frontend_conf ssl_model_file=${ssl_exp}/${inference_model}"
+    ssl_input="--input ssl_model=${ssl_exp}/${inference_model}"
+fi
+# stop unless the starting model of stage $1 exists; with skip_pretrain, the init dir records
+# which checkpoint its experiments start from (another one under the same name is refused)
+check_ssl_model() {
+    local f=${pretrain_init}
+    "${skip_pretrain}" || f=${ssl_exp}/${inference_model}
+    if [ ! -e "${f}" ]; then
+        log "Error: stage $1 starts from ${f}, which does not exist (run stage 6 first," \
+            "or pass --skip_pretrain true --pretrain_init PATH)"
+        exit 1
+    fi
     if "${skip_pretrain}"; then
-        log "Stage 6: XLSR pre-training skipped (skip_pretrain=true)"
-    elif [ -e "${pretrain_dir}/valid.loss.ave.pth" ]; then
-        log "Stage 6: XLSR pre-training already finished: ${pretrain_dir}/valid.loss.ave.pth"
+        check_experiment "${ssl_exp}" pretrain_tag "" "" --input "init=${pretrain_init}"
+    fi
+}
+
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+    if "${skip_pretrain}"; then
+        log "Stage 6: XLSR pre-training skipped (skip_pretrain=true): stages 7-9 start from" \
+            "${pretrain_init}, their experiments go into ${ssl_exp}"
+        check_ssl_model 6
     else
-        log "Stage 6: XLSR pre-training with ${pretrain_config} -> ${pretrain_dir}"
         for f in ${raw}/train_multi/wav.scp ${raw}/train_multi/utt2num_samples \
-                 ${raw}/train_multi/utt2category ${raw}/dev_multi/wav.scp \
-                 ${raw}/dev_multi/utt2num_samples ${raw}/dev_multi/utt2category; do
+                 ${raw}/train_multi/utt2lang ${raw}/dev_multi/wav.scp \
+                 ${raw}/dev_multi/utt2num_samples ${raw}/dev_multi/utt2lang; do
             if [ ! -f "${f}" ]; then
                 log "Error: ${f} is missing; run stages 3-4 first"
                 exit 1
             fi
         done
-        mkdir -p "${pretrain_dir}"
-        _opts=
-        if [ -n "${pretrain_init}" ]; then
-            log "Stage 6: starting from the public checkpoint ${pretrain_init}"
-            _opts+="--init ${pretrain_init} "
+        # shellcheck disable=SC2046
+        check_experiment "${ssl_exp}" pretrain_tag "${pretrain_config}" "${pretrain_args}" \
+            ${pretrain_init:+--input "init=${pretrain_init}"} $(data_inputs)
+        if [ -e "${ssl_exp}/${inference_model}" ]; then
+            log "Stage 6: XLSR pre-training already finished: ${ssl_exp}/${inference_model}"
+        else
+            log "Stage 6: XLSR pre-training with ${pretrain_config} -> ${ssl_exp}"
+            _opts=
+            if [ -n "${pretrain_init}" ]; then
+                log "Stage 6: starting from the public checkpoint ${pretrain_init}"
+                _opts+="--init ${pretrain_init} "
+            fi
+            # --resume true continues a killed run from ${ssl_exp}/checkpoint.pth
+            # shellcheck disable=SC2086
+            ${cuda_cmd} "${ssl_exp}/train.log" \
+                ${python} -m espnet_s3net.bin.ssl_train \
+                    --config "${pretrain_config}" \
+                    --ngpu "${ngpu}" \
+                    --multiprocessing_distributed true \
+                    --resume true \
+                    --output_dir "${ssl_exp}" \
+                    --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
+                    --train_shape_file ${raw}/train_multi/utt2num_samples \
+                    --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
+                    --valid_shape_file ${raw}/dev_multi/utt2num_samples \
+                    ${lang_data_opts} ${_opts} ${pretrain_args}
+            log "Stage 6: done: ${ssl_exp}/${inference_model} (log: ${ssl_exp}/train.log)"
         fi
-        # --resume true continues a killed run from ${pretrain_dir}/checkpoint.pth
-        # shellcheck disable=SC2086
-        ${cuda_cmd} "${pretrain_dir}/train.log" \
-            ${python} -m espnet_s3net.bin.ssl_train \
-                --config "${pretrain_config}" \
-                --ngpu "${ngpu}" \
-                --multiprocessing_distributed true \
-                --resume true \
-                --output_dir "${pretrain_dir}" \
-                --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
-                --train_shape_file ${raw}/train_multi/utt2num_samples \
-                --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
-                --valid_shape_file ${raw}/dev_multi/utt2num_samples \
-                ${_opts} ${pretrain_args}
-        log "Stage 6: done: ${pretrain_dir}/valid.loss.ave.pth (log: ${pretrain_dir}/train.log)"
     fi
 fi
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
+    check_ssl_model 7
     for method in ${subnet_methods}; do
-        out=${expdir}/subnets_${method}
+        out=$(subnets_exp "${method}")
+        _inputs=
+        for l in ${langs}; do _inputs+="--input train_${l}/utt2num_samples=${raw}/train_${l}/utt2num_samples "; done
+        # shellcheck disable=SC2086
+        check_experiment "${out}" subnets_tag "${extract_conf_dir}/extract_${method}.yaml" "" \
+            ${ssl_input} ${_inputs} --option "langs=${langs}"
         if [ -f "${out}/masks.pt" ]; then
             log "Stage 7: ${out}/masks.pt exists"
             continue
         fi
         log "Stage 7: ${method} sub-networks of ${langs} -> ${out}/masks.pt"
-        mkdir -p "${out}"
+        # shellcheck disable=SC2086
         ${cuda_cmd} "${out}/extract.log" \
             ${python} -m espnet_s3net.bin.extract_subnets --config "${extract_conf_dir}/extract_${method}.yaml" \
-                --model_config "${expdir}/xlsr_pretrain/config.yaml" \
-                --model_file "${expdir}/xlsr_pretrain/${pretrain_model}" \
+                ${extract_source_opts} \
                 --data_root "${raw}" --langs "${langs}" --output "${out}/masks.pt" --ngpu "${ngpu}"
         ${python} -m espnet_s3net.bin.mask_report --masks "${out}/masks.pt" > "${out}/report.log"
         log "Stage 7: report: ${out}/masks_report.md"
@@ -205,16 +350,24 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
 fi
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
+    check_ssl_model 8
     for method in ${subnet_methods}; do
-        out=${expdir}/s3net_${method}
-        if [ -e "${out}/valid.loss.ave.pth" ]; then
-            log "Stage 8: S3Net training (${method}) already finished: ${out}"
+        masks=$(subnets_exp "${method}")/masks.pt
+        out=$(s3net_exp "${method}")
+        if [ ! -f "${masks}" ]; then
+            log "Error: ${masks} is missing; run stage 7 first"
+            exit 1
+        fi
+        # shellcheck disable=SC2046,SC2086
+        check_experiment "${out}" s3net_tag "${s3net_train_config}" "${s3net_train_args}" \
+            ${ssl_input} --input "masks=${masks}" $(data_inputs)
+        if [ -e "${out}/${inference_model}" ]; then
+            log "Stage 8: S3Net training (${method}) already finished: ${out}/${inference_model}"
             continue
         fi
         log "Stage 8: S3Net training with the ${method} sub-networks -> ${out}"
-        mkdir -p "${out}"
         # the experiment carries its masks (the trainer also records their fingerprint)
-        cp "${expdir}/subnets_${method}/masks.pt" "${out}/masks.pt"
+        cp "${masks}" "${out}/masks.pt"
         # shellcheck disable=SC2086
         ${cuda_cmd} "${out}/train.log" \
             ${python} -m espnet_s3net.bin.ssl_train \
@@ -222,43 +375,52 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
                 --ngpu "${ngpu}" \
                 --multiprocessing_distributed true \
                 --resume true \
-                --init_param "${expdir}/xlsr_pretrain/${pretrain_model}" \
+                ${s3net_init_opts} \
                 --model_conf mask_file="${out}/masks.pt" \
                 --output_dir "${out}" \
                 --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
                 --train_shape_file ${raw}/train_multi/utt2num_samples \
                 --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
                 --valid_shape_file ${raw}/dev_multi/utt2num_samples \
-                ${s3net_train_args}
-        log "Stage 8: done: ${out}/valid.loss.ave.pth (log: ${out}/train.log)"
+                ${lang_data_opts} ${s3net_train_args}
+        log "Stage 8: done: ${out}/${inference_model} (log: ${out}/train.log)"
     done
 fi
 
-case "${token_type}" in
-    phn) espnet_token_type=word; text_name=text_phn; score_dir=score_wer; score_unit=word ;;
-    char) espnet_token_type=char; text_name=text_char; score_dir=score_cer; score_unit=char ;;
-    bpe) espnet_token_type=bpe; text_name=text_char; score_dir=score_cer; score_unit=char ;;
-    *) log "Error: token_type must be phn, char or bpe"; exit 1 ;;
-esac
-# finetune model name -> directory of its self-supervised model
-ssl_dir_of() { if [ "$1" = xlsr ]; then echo "${expdir}/xlsr_pretrain"; else echo "${expdir}/$1"; fi; }
-
 if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
+    check_ssl_model 9
     for model in ${finetune_models}; do
-        src=$(ssl_dir_of "${model}")
-        out=${expdir}/asr_${model}
-        if [ -e "${out}/valid.loss.ave.pth" ]; then
-            log "Stage 9: fine-tuning of ${model} already finished: ${out}"
+        src=$(ssl_exp_of "${model}")
+        out=$(asr_exp_of "${model}")
+        if [ "${model}" = xlsr ]; then
+            _opts="${xlsr_frontend_opts} "
+            _inputs="${ssl_input} "
+        else
+            if [ ! -e "${src}/${inference_model}" ]; then
+                log "Error: fine-tuning ${model} starts from ${src}/${inference_model}, which does not exist" \
+                    "(run stage 8 with subnet_methods including ${model#s3net_} first)"
+                exit 1
+            fi
+            _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${inference_model} "
+            _opts+="--frontend_conf mask_file=${src}/masks.pt "
+            _inputs="--input ssl_model=${src}/${inference_model} --input masks=${src}/masks.pt "
+        fi
+        _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
+        if [ "${token_type}" = bpe ]; then
+            _opts+="--bpemodel data/token_list/bpe/bpe.model "
+            _inputs+="--input bpemodel=data/token_list/bpe/bpe.model "
+        fi
+        # shellcheck disable=SC2046,SC2086
+        check_experiment "${out}" asr_tag "${asr_config}" "${asr_args}" \
+            ${_inputs} $(data_inputs "${text_name}") --option "token_type=${token_type}"
+        if [ -e "${out}/${inference_model}" ]; then
+            log "Stage 9: fine-tuning of ${model} already finished: ${out}/${inference_model}"
             continue
         fi
         log "Stage 9: CTC fine-tuning (${token_type}) of ${model} (${src}) -> ${out}"
-        _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${pretrain_model} "
-        [ -f "${src}/masks.pt" ] && _opts+="--frontend_conf mask_file=${src}/masks.pt "
-        [ "${token_type}" = bpe ] && _opts+="--bpemodel data/token_list/bpe/bpe.model "
-        mkdir -p "${out}"
         # shellcheck disable=SC2086
         ${cuda_cmd} "${out}/train.log" \
-            ${python} -m espnet_s3net.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" \
+            ${python} -m espnet2.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" \
                 --multiprocessing_distributed true --resume true --output_dir "${out}" \
                 --mask_source_check false \
                 --token_type "${espnet_token_type}" --token_list "data/token_list/${token_type}/tokens.txt" \
@@ -268,43 +430,94 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
                 --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
                 --valid_data_path_and_name_and_type ${raw}/dev_multi/${text_name},text,text \
                 --valid_shape_file ${raw}/dev_multi/utt2num_samples \
-                ${_opts} ${asr_args}
+                ${lang_data_opts} ${_opts} ${asr_args}
+        log "Stage 9: done: ${out}/${inference_model} (log: ${out}/train.log)"
     done
 fi
 
 if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
     for model in ${finetune_models}; do
-        out=${expdir}/asr_${model}
-        _sets=
-        for l in ${langs}; do _sets+="test_${l} "; done
-        log "Stage 10: decoding ${_sets}with ${out}"
-        # shellcheck disable=SC2086
-        ${decode_cmd} "${out}/decode.log" \
-            ${python} -m espnet_s3net.bin.asr_inference --asr_train_config "${out}/config.yaml" \
-                --asr_model_file "${out}/valid.loss.ave.pth" --data_root "${raw}" --test_sets ${_sets} \
-                --output_root "${out}" --missing_lang_mask "${missing_lang_mask}" --ngpu "${ngpu}" \
-                ${inference_args}
+        out=$(asr_exp_of "${model}")
+        if [ ! -e "${out}/${inference_model}" ]; then
+            log "Error: ${out}/${inference_model} does not exist; run stage 9 first"
+            exit 1
+        fi
+        if [ "${inference_tool}" = s3net ]; then
+            _sets=
+            for l in ${langs}; do
+                _sets+="test_${l} "
+                rm -rf "${out}/decode_test_${l}/espnet"  # of an earlier decoding by the espnet tool
+            done
+            log "Stage 10: decoding ${_sets}with ${out}/${inference_model} (espnet_s3net.bin.asr_inference)"
+            # shellcheck disable=SC2086
+            ${decode_cmd} "${out}/decode.log" \
+                ${python} -m espnet_s3net.bin.asr_inference --asr_train_config "${out}/config.yaml" \
+                    --asr_model_file "${out}/${inference_model}" --data_root "${raw}" --test_sets ${_sets} \
+                    --output_root "${out}" --missing_lang_mask "${missing_lang_mask}" --ngpu "${ngpu}" \
+                    ${inference_args}
+        else
+            for l in ${langs}; do
+                d=${out}/decode_test_${l}
+                # the language selects the sub-network; a dense model (xlsr) takes no language input
+                _lang_opt=
+                [ "${model}" = xlsr ] || _lang_opt="--data_path_and_name_and_type ${raw}/test_${l}/utt2lang,lang,text"
+                log "Stage 10: decoding test_${l} with ${out}/${inference_model} (espnet2.bin.asr_inference)"
+                rm -rf "${d}/espnet" "${d}/rtf"
+                mkdir -p "${d}"
+                # shellcheck disable=SC2086
+                ${decode_cmd} "${d}/decode.log" \
+                    ${python} -m espnet2.bin.asr_inference --asr_train_config "${out}/config.yaml" \
+                        --asr_model_file "${out}/${inference_model}" \
+                        --data_path_and_name_and_type "${raw}/test_${l}/wav.scp,speech,sound" \
+                        ${_lang_opt} --output_dir "${d}/espnet" --ngpu "${ngpu}" ${inference_args}
+                # the hypothesis tokens, where stage 11 reads them for either tool
+                cp "${d}/espnet/1best_recog/token" "${d}/text"
+            done
+        fi
     done
 fi
 
 if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     for model in ${finetune_models}; do
+        out=$(asr_exp_of "${model}")
         for l in ${langs}; do
-            d=${expdir}/asr_${model}/decode_test_${l}
+            d=${out}/decode_test_${l}
             ${python} -m espnet_s3net.bin.score --ref "${raw}/test_${l}/${text_name}" --hyp "${d}/text" \
                 --output_dir "${d}/${score_dir}" --unit "${score_unit}" > "${d}/score.log"
         done
-        log "Stage 11: scored ${expdir}/asr_${model} (${score_dir})"
+        log "Stage 11: scored ${out} (${score_dir})"
     done
 fi
 
 if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
     log "Stage 12: ${expdir}/RESULTS.md"
+    # one row per model, named as in finetune_models: make_results names a row after its
+    # directory, so it reads each experiment through a link of that name
+    _rows=$(mktemp -d)
     _dirs=
-    for model in ${finetune_models}; do _dirs+="${expdir}/asr_${model} "; done
+    for model in ${finetune_models}; do
+        out=$(asr_exp_of "${model}")
+        if [ ! -d "${out}" ]; then
+            rm -rf "${_rows}"
+            log "Error: ${out} does not exist; run stages 9-11 for ${model} first"
+            exit 1
+        fi
+        ln -s "$(cd "${out}" && pwd)" "${_rows}/${model}"
+        _dirs+="${_rows}/${model} "
+    done
     # shellcheck disable=SC2086
     ${python} -m espnet_s3net.bin.make_results --exp_dirs ${_dirs} --langs "${langs}" \
-        --output "${expdir}/RESULTS.md" --score "${score_dir}" ${high_langs:+--high "${high_langs}"}
+        --output "${expdir}/RESULTS.md" --score "${score_dir}" --model_file "${inference_model}" \
+        ${high_langs:+--high "${high_langs}"} || { rm -rf "${_rows}"; exit 1; }
+    rm -rf "${_rows}"
+    {
+        echo
+        echo "Experiments (their ${inference_model}):"
+        echo
+        echo "| model | experiment |"
+        echo "|---|---|"
+        for model in ${finetune_models}; do echo "| ${model} | $(asr_exp_of "${model}") |"; done
+    } >> "${expdir}/RESULTS.md"
 fi
 
 log "Finished stages ${stage}-${stop_stage}"

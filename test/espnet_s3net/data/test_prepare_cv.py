@@ -1,6 +1,6 @@
 from conftest import make_release
 
-from espnet_s3net.bin.prepare_cv import prepare
+from espnet_s3net.data.commonvoice import prepare_release as prepare
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, read_skipped
 
 

@@ -198,3 +198,26 @@ def test_lth_on_xlsr_is_reproducible_and_leaves_the_model_alone():
         assert torch.equal(runs[0][name], runs[1][name]), name
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_extract_subnets_logs_an_eta_per_language_and_resumes(tmp_path, caplog):
+    from espnet_s3net.masks.extraction import DEFAULTS, extract_subnets
+
+    torch.manual_seed(0)
+    model = XLSRPretrainModel({"name": "xlsr_tiny"})
+    cfg = {**DEFAULTS, "method": "random"}
+    out = str(tmp_path / "subnets" / "masks.pt")
+    with caplog.at_level("INFO"):
+        first = extract_subnets(model, ["es", "fr"], str(tmp_path), cfg, out, torch.device("cpu"), "/m/model.pth")
+    lines = [r.getMessage() for r in caplog.records if "ETA" in r.getMessage()]
+    assert [line.split(",")[0] for line in lines] == ["random extraction: 1/2 (50%)", "random extraction: 2/2 (100%)"]
+    assert first.languages == ["es", "fr"] and first.meta["source_model"] == "/m/model.pth"
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        again = extract_subnets(model, ["fr"], str(tmp_path), cfg, out, torch.device("cpu"), "/m/model.pth")
+    assert "fr: reusing" in caplog.text and "ETA" not in caplog.text
+    alone = extract_subnets(model, ["fr"], str(tmp_path), cfg, str(tmp_path / "alone" / "masks.pt"),
+                            torch.device("cpu"), "/m/model.pth")
+    for name in first.names:  # reused as stored; extracted alone, the same masks
+        assert torch.equal(again.dense("fr")[name], first.dense("fr")[name]), name
+        assert torch.equal(alone.dense("fr")[name], first.dense("fr")[name]), name

@@ -12,6 +12,7 @@ from espnet2.iterators.sequence_iter_factory import SequenceIterFactory
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.distributed_utils import DistributedOption
+from language_data_dirs import data_args
 
 from espnet_s3net.iterators.language_iter_factory import LanguageIterFactory
 from espnet_s3net.masks.language_masker import attach_masker
@@ -73,14 +74,8 @@ def _write_data_dir(root, with_lang=True):
 
 
 def _args(root, *extra, lang=True):
-    data = []
-    for split in ("train", "valid"):
-        data += [f"--{split}_data_path_and_name_and_type", f"{root}/wav.scp,speech,sound",
-                 f"--{split}_shape_file", f"{root}/utt2num_samples"]
-        if lang:
-            data += [f"--{split}_data_path_and_name_and_type", f"{root}/utt2lang,lang,text"]
-    return _SpeechTask.get_parser().parse_args(data + ["--batch_bins", "16000", "--output_dir", f"{root}/exp",
-                                                        *extra])
+    return _SpeechTask.get_parser().parse_args(
+        data_args(root, lang=lang) + ["--batch_bins", "16000", "--output_dir", f"{root}/exp", *extra])
 
 
 def test_lang_numel_batches_carry_their_language(tmp_path, caplog):
@@ -157,3 +152,21 @@ def test_inference_language_for_a_model_without_masks_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="comes with a language .* but the model has no language sub-networks"):
         next(iter(_stream(tmp_path, inference=True)))
     assert len(list(_stream(tmp_path, inference=False))) == sum(LANGS.values())  # stats collection: fine
+
+
+def test_streaming_batches_of_several_languages_are_split(tmp_path):
+    utt2lang = _write_data_dir(tmp_path)
+    gc.collect()
+    model = _SpeechTask.build_model(None)
+    masker = attach_masker(model, SubnetMasks.from_dense(
+        {lang: {"0.weight": torch.ones(4, 4, dtype=torch.bool)} for lang in LANGS}, {}))
+    loader = _SpeechTask.build_streaming_iterator(
+        [(f"{tmp_path}/wav.scp", "speech", "sound"), (f"{tmp_path}/utt2lang", "lang", "text")],
+        preprocess_fn=_SpeechTask.build_preprocess_fn(None, False),
+        collate_fn=_SpeechTask.build_collate_fn(None, False), batch_size=5, num_workers=0, dtype="float32")
+    seen = []
+    for keys, batch in loader:  # stats collection: batches of 5 in file order
+        assert {utt2lang[k] for k in keys} == {masker.active}
+        assert batch["speech"].shape[0] == batch["speech_lengths"].shape[0] == len(keys)
+        seen += keys
+    assert seen == sorted(utt2lang)

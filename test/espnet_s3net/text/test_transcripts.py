@@ -1,5 +1,5 @@
-from espnet_s3net.bin.prepare_text import prepare_text
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, read_skipped, write_data_dir
+from espnet_s3net.text.transcripts import prepare_text
 
 
 def test_phones_chars_and_drop(tmp_path):

@@ -1,0 +1,35 @@
+"""Fixtures shared by several test folders: a tiny public-looking checkpoint and a copy of
+the recipe directory."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hf_tiny(path: Path, seed: int = 0) -> Path:
+    """A Hugging Face wav2vec2 pre-training model directory with xlsr_tiny's architecture
+    (20 ms frames, so the recipe's ``*_tiny`` configs fit it)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(seed)
+    config = transformers.Wav2Vec2Config(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+        conv_dim=(32,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_bias=False,
+        feat_extract_norm="group", do_stable_layer_norm=False, num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4, num_codevector_groups=2, num_codevectors_per_group=16, codevector_dim=32,
+        proj_codevector_dim=32)
+    transformers.Wav2Vec2ForPreTraining(config).save_pretrained(path)
+    return path
+
+
+def copy_recipe(tmp_path: Path) -> Path:
+    """The recipe directory copied under ``tmp_path`` (without data and experiments), with
+    ``tools`` beside it as in the repository."""
+    recipe = tmp_path / "egs2" / "commonvoice_s3net" / "ssl1"
+    shutil.copytree(REPO / "egs2" / "commonvoice_s3net" / "ssl1", recipe,
+                    ignore=shutil.ignore_patterns("data", "dump", "exp", "synth_cv"))
+    (tmp_path / "tools").symlink_to(REPO / "tools")
+    return recipe
