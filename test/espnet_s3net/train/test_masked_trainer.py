@@ -157,3 +157,15 @@ def test_schedules_advance_once_per_optimizer_update(tmp_path):
                     *data_args(lang_data(tmp_path / "data"))])
     state = torch.load(tmp_path / "exp" / "1epoch.pth", weights_only=True)
     assert int(state["xlsr.quantizer.num_updates"]) == 2
+
+
+def test_configs_without_s3net_parts_train_with_espnet_s_trainer():
+    from espnet_s3net.asr.frontend.s3net import S3NetFrontend
+    from espnet_s3net.train.masked_trainer import trains_languages
+
+    plain = SimpleNamespace(train_data_path_and_name_and_type=[("wav.scp", "speech", "sound")])
+    with_lang = SimpleNamespace(train_data_path_and_name_and_type=[("wav.scp", "speech", "sound"),
+                                                                   ("utt2lang", "lang", "text")])
+    assert not trains_languages(torch.nn.Linear(2, 2), plain)  # e.g. any ESPnet ASR recipe
+    assert trains_languages(torch.nn.Linear(2, 2), with_lang)  # the language sampler / loss per language
+    assert trains_languages(S3NetFrontend(xlsr_conf={"name": "xlsr_tiny"}), plain)  # schedules, DDP reasons
