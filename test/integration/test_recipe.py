@@ -106,7 +106,7 @@ def test_recipe_all_stages_ten_languages(tmp_path):
     epochs = "--max_epoch 2"
     _run(recipe, XLSR10, "--stop_stage", "12", *SMALL, "--pretrain_args", epochs,
          "--subnet_methods", "te lth random", "--s3net_train_args", epochs, "--asr_args", epochs,
-         timeout=1800)
+         "--finetune_models", "xlsr xlsr_cont s3net_te s3net_lth", timeout=2400)
     _check_data(recipe, XLSR10)
     exp = recipe / "exp"
     ssl = exp / _tag("pretrain_xlsr_small", epochs)
@@ -118,6 +118,9 @@ def test_recipe_all_stages_ten_languages(tmp_path):
     _check_fine_tuning_learned(exp, "xlsr", ssl / asr_tag, XLSR10)
     for method in ("te", "lth"):
         _check_fine_tuning_learned(exp, f"s3net_{method}", ssl / f"subnets_{method}" / s3net_tag / asr_tag, XLSR10)
+    cont = ssl / "xlsr_cont" / s3net_tag  # the control: the same continued training, no masks
+    assert (cont / "valid.loss.ave.pth").exists() and not (cont / "masks.pt").exists()
+    _check_fine_tuning_learned(exp, "xlsr_cont", cont / asr_tag, XLSR10)
     _check_rerun_is_identical(recipe, XLSR10)
 
 

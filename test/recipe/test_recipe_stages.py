@@ -40,7 +40,7 @@ def test_public_checkpoint_through_stages_7_to_9_reads_no_pretraining(tmp_path):
     (decoy / "valid.loss.ave.pth").write_bytes(b"not a checkpoint")
     _run(recipe, "--stop_stage", "9", "--skip_pretrain", "true", "--pretrain_init", str(hf),
          "--subnet_methods", "te", "--s3net_train_config", "conf/s3net_train_tiny.yaml",
-         "--asr_config", "conf/asr_ctc_tiny.yaml", "--finetune_models", "xlsr")
+         "--asr_config", "conf/asr_ctc_tiny.yaml", "--finetune_models", "xlsr xlsr_cont")
 
     exp = recipe / "exp"
     assert sorted(p.name for p in exp.iterdir()) == ["init_xlsr_tiny_hf", "pretrain_xlsr_small"]
@@ -55,6 +55,17 @@ def test_public_checkpoint_through_stages_7_to_9_reads_no_pretraining(tmp_path):
     command = _command(s3net / "train.log")
     assert f"--init {hf} " in command and "--init_param" not in command
     assert yaml.safe_load((s3net / "experiment.yaml").read_text())["inputs"]["init"]["path"] == str(hf)
+
+    # xlsr_cont: the same continued training from the same checkpoint, without masks
+    cont = root / "xlsr_cont" / "s3net_train_tiny"
+    assert (cont / "valid.loss.ave.pth").exists() and not (cont / "masks.pt").exists()
+    command = _command(cont / "train.log")
+    assert f"--init {hf} " in command and "mask_file" not in command
+    cont_dir, s3net_dir = (str(d.relative_to(recipe)) for d in (cont, s3net))  # as the recipe names them
+    assert command.replace(cont_dir, "OUT") == _command(s3net / "train.log").replace(
+        f" --model_conf mask_file={s3net_dir}/masks.pt", "").replace(s3net_dir, "OUT")
+    command = _command(cont / "asr_ctc_tiny_phn" / "train.log")
+    assert f"ssl_config={cont_dir}/config.yaml" in command and "mask_file" not in command
 
     asr = root / "asr_ctc_tiny_phn"
     assert (asr / "valid.loss.ave.pth").exists()

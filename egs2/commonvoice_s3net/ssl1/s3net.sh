@@ -11,7 +11,8 @@
 #   6  XLSR (wav2vec 2.0) pre-training on dump/raw/train_multi
 #   7  sub-network extraction per language (TE, LTH, random) + mask report, from the
 #      pre-trained model (or from pretrain_init with skip_pretrain=true)
-#   8  S3Net language-adaptive training from the same model with each mask file
+#   8  continued training from the same model: S3Net language-adaptive training with each
+#      mask file, and (xlsr_cont in finetune_models) the same training without masks
 #   9  multilingual CTC fine-tuning (s3net frontend, ESPnet's espnet2.bin.asr_train) of every
 #      model in finetune_models
 #  10  decoding of every test language (with its sub-network) by inference_tool: s3net
@@ -28,6 +29,7 @@
 #   ${expdir}/init_<pretrain_tag>/                                   6  instead, with skip_pretrain=true
 #   <ssl dir>/subnets_<method>[_<subnets_tag>]/masks.pt              7  sub-networks
 #   <ssl dir>/subnets_<method>[_<subnets_tag>]/s3net_<s3net_tag>/    8  S3Net training ("S3Net dir")
+#   <ssl dir>/xlsr_cont/s3net_<s3net_tag>/                           8  the same, no masks (xlsr_cont)
 #   <ssl dir>/asr_<asr_tag>/                                         9  fine-tuning of xlsr
 #   <S3Net dir>/asr_<asr_tag>/                                       9  fine-tuning of s3net_<method>
 # Default tags: pretrain_tag = basename of pretrain_config without .yaml (with skip_pretrain:
@@ -85,7 +87,9 @@ s3net_train_config=conf/s3net_train_small.yaml  # ESPnet config of S3Net trainin
 s3net_train_args=       # extra options for espnet_s3net.bin.ssl_train in stage 8
 s3net_tag=              # names .../s3net_<tag> (default: from s3net_train_config and s3net_train_args)
 # stages 9-12: fine-tuning, decoding, scoring
-finetune_models="xlsr s3net_te s3net_lth"  # xlsr = the dense starting model, s3net_<method>
+finetune_models="xlsr xlsr_cont s3net_te s3net_lth"  # xlsr: the dense starting model; xlsr_cont: the
+                        # same continued (stage 8) training as S3Net without masks, the control of
+                        # equal budget; s3net_<method>: S3Net training with the <method> masks
 asr_config=conf/asr_ctc_small.yaml  # ESPnet ASR config with frontend: s3net
 asr_args=               # extra options for espnet2.bin.asr_train
 asr_tag=                # names .../asr_<tag> (default: from asr_config, token_type and asr_args)
@@ -126,8 +130,8 @@ if "${skip_pretrain}" && [ -z "${pretrain_init}" ]; then
 fi
 for model in ${finetune_models}; do
     case "${model}" in
-        xlsr|s3net_?*) ;;
-        *) log "Error: finetune_models: unknown model '${model}' (xlsr or s3net_<method>)"; exit 1 ;;
+        xlsr|xlsr_cont|s3net_?*) ;;
+        *) log "Error: finetune_models: unknown model '${model}' (xlsr, xlsr_cont or s3net_<method>)"; exit 1 ;;
     esac
 done
 
@@ -160,8 +164,15 @@ else
 fi
 subnets_exp() { echo "${ssl_exp}/subnets_$1${subnets_tag:+_${subnets_tag}}"; }  # method
 s3net_exp() { echo "$(subnets_exp "$1")/$(exp_name s3net "${s3net_tag}")"; }   # method
+cont_exp() { echo "${ssl_exp}/xlsr_cont/$(exp_name s3net "${s3net_tag}")"; }  # stage 8 without masks
 # finetune model (xlsr, s3net_<method>) -> the experiment its frontend starts from
-ssl_exp_of() { if [ "$1" = xlsr ]; then echo "${ssl_exp}"; else s3net_exp "${1#s3net_}"; fi; }
+ssl_exp_of() {
+    case "$1" in
+        xlsr) echo "${ssl_exp}" ;;
+        xlsr_cont) cont_exp ;;
+        *) s3net_exp "${1#s3net_}" ;;
+    esac
+}
 asr_exp_of() { echo "$(ssl_exp_of "$1")/$(exp_name asr "${asr_tag}")"; }
 # Refuse to start, resume or reuse an experiment whose recorded settings differ:
 # check_experiment <dir> <tag option> <config> <extra args> [--input name=path | --option name=value]...
@@ -351,23 +362,34 @@ fi
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     check_ssl_model 8
-    for method in ${subnet_methods}; do
-        masks=$(subnets_exp "${method}")/masks.pt
-        out=$(s3net_exp "${method}")
-        if [ ! -f "${masks}" ]; then
-            log "Error: ${masks} is missing; run stage 7 first"
-            exit 1
+    # every continued model: S3Net training with each method's masks (subnet_methods), and
+    # xlsr_cont (the same config, updates, sampler and seed, no masks) when fine-tuned
+    _continued=
+    for method in ${subnet_methods}; do _continued+="s3net_${method} "; done
+    for model in ${finetune_models}; do [ "${model}" = xlsr_cont ] && _continued+="xlsr_cont "; done
+    for model in ${_continued}; do
+        out=$(ssl_exp_of "${model}")
+        _masks_opts=
+        _inputs=
+        if [ "${model}" != xlsr_cont ]; then
+            masks=$(subnets_exp "${model#s3net_}")/masks.pt
+            if [ ! -f "${masks}" ]; then
+                log "Error: ${masks} is missing; run stage 7 first"
+                exit 1
+            fi
+            _masks_opts="--model_conf mask_file=${out}/masks.pt"
+            _inputs="--input masks=${masks}"
         fi
         # shellcheck disable=SC2046,SC2086
         check_experiment "${out}" s3net_tag "${s3net_train_config}" "${s3net_train_args}" \
-            ${ssl_input} --input "masks=${masks}" $(data_inputs)
+            ${ssl_input} ${_inputs} $(data_inputs)
         if [ -e "${out}/${inference_model}" ]; then
-            log "Stage 8: S3Net training (${method}) already finished: ${out}/${inference_model}"
+            log "Stage 8: continued training of ${model} already finished: ${out}/${inference_model}"
             continue
         fi
-        log "Stage 8: S3Net training with the ${method} sub-networks -> ${out}"
+        log "Stage 8: continued training of ${model} -> ${out}"
         # the experiment carries its masks (the trainer also records their fingerprint)
-        cp "${masks}" "${out}/masks.pt"
+        [ -n "${_masks_opts}" ] && cp "${masks}" "${out}/masks.pt"
         # shellcheck disable=SC2086
         ${cuda_cmd} "${out}/train.log" \
             ${python} -m espnet_s3net.bin.ssl_train \
@@ -376,7 +398,7 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
                 --multiprocessing_distributed true \
                 --resume true \
                 ${s3net_init_opts} \
-                --model_conf mask_file="${out}/masks.pt" \
+                ${_masks_opts} \
                 --output_dir "${out}" \
                 --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
                 --train_shape_file ${raw}/train_multi/utt2num_samples \
@@ -398,12 +420,15 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
         else
             if [ ! -e "${src}/${inference_model}" ]; then
                 log "Error: fine-tuning ${model} starts from ${src}/${inference_model}, which does not exist" \
-                    "(run stage 8 with subnet_methods including ${model#s3net_} first)"
+                    "(run stage 8 first; s3net_<method> needs <method> in subnet_methods)"
                 exit 1
             fi
             _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${inference_model} "
-            _opts+="--frontend_conf mask_file=${src}/masks.pt "
-            _inputs="--input ssl_model=${src}/${inference_model} --input masks=${src}/masks.pt "
+            _inputs="--input ssl_model=${src}/${inference_model} "
+            if [ "${model}" != xlsr_cont ]; then
+                _opts+="--frontend_conf mask_file=${src}/masks.pt "
+                _inputs+="--input masks=${src}/masks.pt "
+            fi
         fi
         _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
         if [ "${token_type}" = bpe ]; then
@@ -458,9 +483,12 @@ if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
         else
             for l in ${langs}; do
                 d=${out}/decode_test_${l}
-                # the language selects the sub-network; a dense model (xlsr) takes no language input
+                # the language selects the sub-network; a dense model (xlsr, xlsr_cont) takes no
+                # language input
                 _lang_opt=
-                [ "${model}" = xlsr ] || _lang_opt="--data_path_and_name_and_type ${raw}/test_${l}/utt2lang,lang,text"
+                case "${model}" in
+                    s3net_*) _lang_opt="--data_path_and_name_and_type ${raw}/test_${l}/utt2lang,lang,text" ;;
+                esac
                 log "Stage 10: decoding test_${l} with ${out}/${inference_model} (espnet2.bin.asr_inference)"
                 rm -rf "${d}/espnet" "${d}/rtf"
                 mkdir -p "${d}"
