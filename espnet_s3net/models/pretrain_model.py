@@ -27,16 +27,26 @@ def build_xlsr(
     ssl_model_file: Optional[str] = None,
     mask_file: Optional[str] = None,
     mask_missing: str = "error",
+    language_modules: Optional[Dict] = None,
 ) -> XLSRModel:
-    """The XLSR model of a task, with its language masks: the one place where masks are
-    put on a model.
+    """The XLSR model of a task, with what it has per language: the one place where masks
+    and language modules are put on a model.
 
     The weights come from one of: ``ssl_config`` + ``ssl_model_file`` (an experiment of
-    our pre-training or S3Net training; its own masks are not attached), ``init_checkpoint``
-    (a public fairseq ``.pt`` file or Hugging Face directory, whose architecture is read from
-    it and, with ``xlsr_conf``, must match it), or ``xlsr_conf`` alone (random init). With
+    our pre-training or S3Net training; its own masks are not attached, its language
+    modules are, with their trained weights), ``init_checkpoint`` (a public fairseq ``.pt``
+    file or Hugging Face directory, whose architecture is read from it and, with
+    ``xlsr_conf``, must match it), or ``xlsr_conf`` alone (random init). With
     ``mask_file`` a :class:`LanguageMasker` is attached (``mask_missing``: ``"error"`` or
     ``"dense"`` for a language without a mask).
+
+    ``language_modules`` (``{type: adapter|gating, languages: [...], ...}``, see
+    :mod:`espnet_s3net.models.language_modules`) puts new per-language adapters or gates
+    after the transformer layers (an identity at the start). An experiment trained with
+    language modules brings its own; giving ``language_modules`` too is then only
+    allowed when it describes the same ones. Masks and language modules compose: the
+    masks cover the shared transformer weights, the modules are each language's own, and
+    a batch of language ``l`` runs ``l``'s sub-network and ``l``'s modules.
     """
     if ssl_config is not None:
         xlsr = _load_experiment_xlsr(ssl_config, ssl_model_file)
@@ -48,6 +58,8 @@ def build_xlsr(
         xlsr = XLSRModel(xlsr_config(xlsr_conf))
     else:
         raise ValueError("building an XLSR model needs ssl_config + ssl_model_file, init_checkpoint or xlsr_conf")
+    if language_modules is not None:
+        _attach_language_modules(xlsr, language_modules, ssl_config)
     if mask_file is not None:
         from espnet_s3net.masks.language_masker import attach_masker
         from espnet_s3net.masks.mask_file import SubnetMasks
@@ -56,9 +68,27 @@ def build_xlsr(
     return xlsr
 
 
+def _attach_language_modules(xlsr: XLSRModel, conf: Dict, ssl_config: Optional[str]) -> None:
+    """Put the language modules of ``conf`` on ``xlsr``; if it has some already (trained
+    in the experiment ``ssl_config``), check that ``conf`` describes them."""
+    from espnet_s3net.models.language_modules import build_language_modules
+
+    modules = build_language_modules(conf, xlsr.cfg.embed_dim, xlsr.cfg.num_layers)
+    if xlsr.language_modules is not None:
+        if modules.conf() != xlsr.language_modules.conf():
+            raise ValueError(f"{ssl_config} was trained with language_modules {xlsr.language_modules.conf()}, "
+                             f"not {modules.conf()}: leave language_modules out to use the trained ones")
+        return
+    if ssl_config is not None:
+        logging.info(f"{ssl_config} has no language modules: new {modules.kind}s for "
+                     f"{', '.join(modules.languages)} (identity at the start)")
+    xlsr.language_modules = modules
+
+
 def _load_experiment_xlsr(ssl_config: str, ssl_model_file: Optional[str]) -> XLSRModel:
     """The XLSR model of a pre-training / S3Net experiment (``config.yaml`` + checkpoint),
-    dense: the masks its config names are left to the caller's ``mask_file``."""
+    dense: the masks its config names are left to the caller's ``mask_file``; its language
+    modules (``model_conf.language_modules``) are built and loaded with the trained weights."""
     if ssl_model_file is None:
         raise ValueError("ssl_config needs ssl_model_file")
     with open(ssl_config, encoding="utf-8") as f:
@@ -76,8 +106,14 @@ def _load_experiment_xlsr(ssl_config: str, ssl_model_file: Optional[str]) -> XLS
 
 def portable_xlsr_conf(xlsr: XLSRModel) -> Dict:
     """``xlsr_conf`` that rebuilds ``xlsr``'s architecture and settings without the files it
-    was loaded from (configs written after training then need only the trained checkpoint)."""
+    was loaded from (configs written after training then need only the trained checkpoint).
+    Its language modules are described by :func:`portable_language_modules_conf`."""
     return {"name": "xlsr_base", **{k: _yaml_plain(v) for k, v in dataclasses.asdict(xlsr.cfg).items()}}
+
+
+def portable_language_modules_conf(xlsr: XLSRModel) -> Optional[Dict]:
+    """``language_modules`` that rebuilds ``xlsr``'s language modules (None without any)."""
+    return None if xlsr.language_modules is None else xlsr.language_modules.conf()
 
 
 def _yaml_plain(value):
@@ -105,6 +141,10 @@ class XLSRPretrainModel(AbsESPnetModel):
         mask_file: per-language sub-network masks (S3Net training); a
             ``LanguageMasker`` is attached to the XLSR model.
         mask_missing: ``"error"`` or ``"dense"`` for a language without a mask.
+        language_modules: per-language adapters or gates after the transformer layers,
+            trained with the model (``{type: adapter, languages: [es, fr], bottleneck:
+            256}`` or ``{type: gating, languages: [...]}``; see
+            :mod:`espnet_s3net.models.language_modules`).
     """
 
     def __init__(
@@ -113,11 +153,13 @@ class XLSRPretrainModel(AbsESPnetModel):
         init_checkpoint: Optional[str] = None,
         mask_file: Optional[str] = None,
         mask_missing: str = "error",
+        language_modules: Optional[Dict] = None,
     ):
         super().__init__()
         if not xlsr_conf and init_checkpoint is None:
             xlsr_conf = {"name": "xlsr_base"}
-        self.xlsr = build_xlsr(xlsr_conf, init_checkpoint, mask_file=mask_file, mask_missing=mask_missing)
+        self.xlsr = build_xlsr(xlsr_conf, init_checkpoint, mask_file=mask_file, mask_missing=mask_missing,
+                               language_modules=language_modules)
 
     def forward(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs

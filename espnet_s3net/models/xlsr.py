@@ -6,7 +6,9 @@ transformer (post-LN for base, pre-LN for large). Pre-training adds a learned ma
 embedding, a Gumbel product quantizer of the (layer-normed) conv features, a
 projection of the quantized targets (``project_q``) and of the transformer output
 (``final_proj``), and the contrastive + diversity + feature-penalty objective.
-Targets are quantized at the masked frames only (as fairseq does).
+Targets are quantized at the masked frames only (as fairseq does). Optional
+language-specific modules (``language_modules``: adapters or gates) follow each
+transformer layer.
 """
 
 import dataclasses
@@ -193,6 +195,9 @@ class XLSRModel(torch.nn.Module):
         )
         self.project_q = torch.nn.Linear(cfg.quantizer_dim, cfg.final_dim)
         self.final_proj = torch.nn.Linear(cfg.embed_dim, cfg.final_dim)
+        # per-language adapters or gates after the transformer layers
+        # (espnet_s3net.models.language_modules; put on by pretrain_model.build_xlsr)
+        self.language_modules: Optional[torch.nn.Module] = None
         self._init_weights()
 
     @torch.no_grad()
@@ -253,15 +258,19 @@ class XLSRModel(torch.nn.Module):
         ``all_layers``: [input (index 0), output of each layer that ran]; else only
         the last of these. LayerDrop (training only) skips layers, which then have no
         entry. The last entry is the transformer output: the final layer norm of post-LN
-        models is applied to it.
+        models is applied to it. With ``language_modules``, the output of layer i is
+        that of its language module (a layer LayerDrop skips skips its module too).
         """
         transformer = self.encoder.transformer
+        language_modules = self.language_modules
         x = transformer._preprocess(x)
         states, layers = [x], [0]
         for i, layer in enumerate(transformer.layers, start=1):
             if self.training and transformer.layer_drop > 0 and torch.rand(()) < transformer.layer_drop:
                 continue
             x, _ = layer(x, attention_mask)
+            if language_modules is not None:
+                x = language_modules(x, i)
             if all_layers:
                 states.append(x)
                 layers.append(i)

@@ -11,8 +11,12 @@ The XLSR model comes from one of
 
 With ``mask_file`` each language's sub-network is used: the language of every batch is
 an ordinary data input (``utt2lang,lang,text``), which the trainer and ESPnet's inference
-turn into the active mask. A forward with no active language is an error. Without a mask
-file this is a plain XLSR frontend.
+turn into the active mask. Language modules (per-language adapters or gates after the
+transformer layers, :mod:`espnet_s3net.models.language_modules`) follow the language
+the same way: those an ``ssl_config`` experiment was trained with come with its weights;
+``language_modules`` adds new ones to a model without any. A forward with no active
+language is an error. Without a mask file or language modules this is a plain XLSR
+frontend.
 
 Fine-tuning options as in XLSR: frozen conv feature encoder (its parameters get
 ``requires_grad=False``), transformer frozen for the first ``freeze_transformer_steps``
@@ -27,7 +31,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
-from espnet_s3net.models.pretrain_model import build_xlsr, portable_xlsr_conf
+from espnet_s3net.models.pretrain_model import build_xlsr, portable_language_modules_conf, portable_xlsr_conf
 from espnet_s3net.models.span_mask import span_mask
 
 
@@ -46,6 +50,7 @@ class S3NetFrontend(AbsFrontend):
         init_checkpoint: Optional[str] = None,
         mask_file: Optional[str] = None,
         mask_missing: str = "error",
+        language_modules: Optional[Dict] = None,
         layer_selection: str = "last",
         freeze_feature_encoder: bool = True,
         freeze_transformer_steps: int = 0,
@@ -59,7 +64,8 @@ class S3NetFrontend(AbsFrontend):
             raise ValueError(f"the s3net frontend works at 16 kHz, got fs={fs}")
         if layer_selection not in ("last", "weighted_sum"):
             raise ValueError(f"layer_selection must be last or weighted_sum, got {layer_selection!r}")
-        self.xlsr = build_xlsr(xlsr_conf, init_checkpoint, ssl_config, ssl_model_file, mask_file, mask_missing)
+        self.xlsr = build_xlsr(xlsr_conf, init_checkpoint, ssl_config, ssl_model_file, mask_file, mask_missing,
+                               language_modules)
         # the pre-training heads are not used downstream
         self.xlsr.quantizer = self.xlsr.project_q = self.xlsr.final_proj = None
         self.layer_selection = layer_selection
@@ -76,12 +82,16 @@ class S3NetFrontend(AbsFrontend):
     @staticmethod
     def portable_conf(frontend_conf: Dict, xlsr) -> Dict:
         """``frontend_conf`` with the files the weights came from (``ssl_config``,
-        ``ssl_model_file``, ``init_checkpoint``) replaced by ``xlsr_conf``: the ASR
-        checkpoint holds the weights, so decoding and packing need only it and the
-        mask file."""
+        ``ssl_model_file``, ``init_checkpoint``) replaced by ``xlsr_conf`` and
+        ``language_modules`` (the modules the model has, also those that came from the
+        SSL experiment): the ASR checkpoint holds the weights, so decoding and packing
+        need only it and the mask file."""
         conf = {k: v for k, v in frontend_conf.items()
-                if k not in ("ssl_config", "ssl_model_file", "init_checkpoint")}
+                if k not in ("ssl_config", "ssl_model_file", "init_checkpoint", "language_modules")}
         conf["xlsr_conf"] = portable_xlsr_conf(xlsr)
+        language_modules = portable_language_modules_conf(xlsr)
+        if language_modules is not None:
+            conf["language_modules"] = language_modules
         return conf
 
     def output_size(self) -> int:

@@ -79,3 +79,20 @@ def test_frozen_feature_encoder_needs_no_gradient():
         frontend(SPEECH, LENGTHS)[0].sum().backward()
         assert all((p.grad is None) == freeze for p in conv)
         assert frontend.xlsr.encoder.feature_projection.projection.weight.grad is not None
+
+
+def test_language_modules_follow_the_language_and_stay_in_the_portable_conf():
+    conf = {"xlsr_conf": {"name": "xlsr_tiny"}, "language_modules": {"type": "gating", "languages": ["es", "fr"]}}
+    frontend = S3NetFrontend(**conf).eval()
+    with pytest.raises(RuntimeError, match="LanguageGates: .* no language is active"):
+        frontend(SPEECH, LENGTHS)
+    with torch.no_grad():
+        frontend.xlsr.language_modules.gates["fr"].fill_(-1.0)
+    outputs = {}
+    for lang in ("es", "fr"):
+        frontend.xlsr.language_modules.activate(lang)
+        outputs[lang] = frontend(SPEECH, LENGTHS)[0]
+    assert not torch.allclose(outputs["es"], outputs["fr"])
+    portable = S3NetFrontend.portable_conf(conf, frontend.xlsr)
+    assert portable["language_modules"] == conf["language_modules"]
+    assert "language_modules" not in S3NetFrontend.portable_conf({}, _frontend().xlsr)
