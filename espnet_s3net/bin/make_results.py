@@ -1,37 +1,134 @@
 """Collect scored experiments into RESULTS.md (recipe stage 12).
 
+One experiment per model (single seed):
+
     python -m espnet_s3net.bin.make_results --exp_dirs exp/asr_xlsr exp/asr_s3net_te exp/asr_s3net_lth \\
         --langs "es fr ..." --output exp/RESULTS.md [--high "fr es it ru zh-CN"] [--score score_wer]
 
 One row per experiment (its directory name), one column per language, High / Low / Avg, and
 the number of parameters of the experiment's model file (``--model_file`` name).
+
+Several arms with several seeds each:
+
+    python -m espnet_s3net.bin.make_results --langs "es fr ..." --output exp/RESULTS.md \\
+        --arm xlsr=exp/a_seed1,exp/a_seed2,exp/a_seed3 --arm s3net_lth=exp/b_seed1,exp/b_seed2,exp/b_seed3 \\
+        --control xlsr [--params xlsr=95000000 --params s3net_lth=95000000 | --params_file params.txt] \\
+        [--masks s3net_lth=exp/subnets_lth/masks.pt] [--config conf/asr.yaml ...] [--n_resamples 10000 --seed 0]
+
+Each experiment dir's ``decode_test_<lang>/<score>/utt_errors`` (written by
+``espnet_s3net.bin.score``) gives per-utterance errors. RESULTS.md gets ESPnet's environment
+block; per language and for High / Low / Avg the mean ± sd over seeds with the bootstrap
+interval of that mean; the paper's comparison table (#params, High, Low, Avg); every arm
+against the control in every column (paired bootstrap interval and p-value, sign test); a
+picture of the rates by arm (``<output stem>_rates.png``), and with ``--masks`` the sharing
+between the languages' masks per layer (``<output stem>_masks_<name>.png``). High defaults to
+the paper's: the three languages with the most XLSR-10 pre-training hours (single-seed mode:
+five). Arms whose experiments record different pre-trained starting models, or seeds scored
+on different utterances, are refused. #params not given for an arm are counted from its
+seeds' ``--model_file``.
 """
 
 import argparse
 import os
 import sys
 
-from espnet_s3net.scoring.results import collect, count_parameters, results_table
+from espnet_s3net.scoring.results import (
+    PAPER_N_HIGH,
+    collect,
+    count_parameters,
+    multi_seed_report,
+    parse_arms,
+    parse_assignments,
+    read_params_file,
+    results_table,
+)
+
+#: options of the multi-seed mode only
+MULTI_SEED_OPTIONS = ("control", "params", "params_file", "masks", "config")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--exp_dirs", nargs="+", help="single-seed mode: one experiment dir per model")
+    mode.add_argument("--arm", action="append", metavar="NAME=DIR1,DIR2,...",
+                      help="multi-seed mode: an arm and its experiment dirs, one per seed; repeatable")
+    parser.add_argument("--langs", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--high", default=None,
+                        help="high-resource languages (default: the --n_high with the most XLSR-10 hours)")
+    parser.add_argument("--n_high", type=int, default=None,
+                        help=f"number of High languages when --high is not given (default: {PAPER_N_HIGH} as in "
+                             "the paper with --arm, 5 with --exp_dirs)")
+    parser.add_argument("--score", default="score_wer", help="score_wer (PER for phones) or score_cer")
+    parser.add_argument("--model_file", default="valid.loss.ave.pth")
+    parser.add_argument("--control", default=None, help="multi-seed mode: the arm the others are tested against")
+    parser.add_argument("--params", action="append", metavar="NAME=INT",
+                        help="multi-seed mode: #params of an arm; repeatable (default: counted from --model_file)")
+    parser.add_argument("--params_file", default=None,
+                        help="multi-seed mode: #params per arm, lines 'NAME INT' (--params take precedence)")
+    parser.add_argument("--masks", action="append", metavar="NAME=PATH",
+                        help="multi-seed mode: a mask file whose sharing between languages is shown; repeatable")
+    parser.add_argument("--config", action="append", metavar="PATH",
+                        help="multi-seed mode: a config file listed in the environment block; repeatable")
+    parser.add_argument("--n_resamples", type=int, default=10_000, help="bootstrap resamples of the test utterances")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--level", type=float, default=0.95, help="level of the bootstrap intervals")
+    return parser
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--exp_dirs", nargs="+", required=True)
-    parser.add_argument("--langs", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--high", default=None, help="high-resource languages (default: top 5 by XLSR-10 hours)")
-    parser.add_argument("--score", default="score_wer", help="score_wer (PER for phones) or score_cer")
-    parser.add_argument("--model_file", default="valid.loss.ave.pth")
+    parser = get_parser()
     args = parser.parse_args(argv)
     langs = args.langs.split()
+    high = args.high.split() if args.high else None
+    if args.exp_dirs:
+        given = [f"--{name}" for name in MULTI_SEED_OPTIONS if getattr(args, name)]
+        if given:
+            parser.error(f"{', '.join(given)} only with --arm (multi-seed mode)")
+        single_seed(args, langs, high)
+    else:
+        if args.control is None:
+            parser.error("--arm needs --control NAME (the arm the others are tested against)")
+        try:
+            arms = parse_arms(args.arm)
+            params = read_params_file(args.params_file) if args.params_file else {}
+            params.update({name: _int(value, name) for name, value in parse_assignments(args.params, "params").items()})
+            text = multi_seed_report(arms, args.control, langs, args.output, args.score, high,
+                                     args.n_high or PAPER_N_HIGH, params, parse_assignments(args.masks, "masks"),
+                                     args.config or (), args.n_resamples, args.seed, args.level, args.model_file)
+        except (ValueError, FileNotFoundError) as exc:
+            sys.exit(f"make_results: {exc}")
+        print(text, end="")
+
+
+def _int(value: str, name: str) -> int:
     try:
-        rows = {os.path.basename(d.rstrip("/")): collect(d, langs, args.score) for d in args.exp_dirs}
-        params = {os.path.basename(d.rstrip("/")): count_parameters(os.path.join(d, args.model_file))
-                  for d in args.exp_dirs}
+        count = int(value)
+    except ValueError:
+        raise ValueError(f"--params {name}: number of parameters must be an integer, got {value!r}") from None
+    if count < 0:
+        raise ValueError(f"--params {name}: number of parameters must not be negative, got {count}")
+    return count
+
+
+def single_seed(args: argparse.Namespace, langs, high) -> None:
+    from espnet_s3net.scoring.provenance import check_starting_models
+
+    names = [os.path.basename(d.rstrip("/")) for d in args.exp_dirs]
+    try:
+        if len(set(names)) != len(names):
+            raise ValueError(f"two experiment dirs have the same name (a row each): {' '.join(names)}")
+        _, unchecked = check_starting_models({name: [d] for name, d in zip(names, args.exp_dirs)})
+        rows = {name: collect(d, langs, args.score) for name, d in zip(names, args.exp_dirs)}
+        params = {name: count_parameters(os.path.join(d, args.model_file)) for name, d in zip(names, args.exp_dirs)}
     except (ValueError, FileNotFoundError) as exc:
         sys.exit(f"make_results: {exc}")
+    for item in unchecked:
+        print(f"make_results: warning: {item}", file=sys.stderr)
     metric = "PER" if args.score == "score_wer" else "CER"
-    table = results_table(rows, params, langs, args.high.split() if args.high else None, metric)
+    table = results_table(rows, params, langs, high, metric,
+                          n_high=args.n_high if args.n_high is not None else 5)
     with open(args.output, "w", encoding="utf-8") as f:
         f.write("# Results\n\n" + table)
     print(table, end="")

@@ -4,6 +4,10 @@
         --hyp exp/asr_xlsr/decode_test_es/text --output_dir exp/asr_xlsr/decode_test_es/score_wer --unit word
 
 For phone transcripts ``--unit word`` gives the phoneme error rate (phones are the words).
+The output dir gets ``ref.trn``, ``hyp.trn``, ``result.txt`` (sclite's report; without sclite,
+jiwer's figures in its layout) and ``utt_errors``: ``<utt> <errors> <ref_len>`` per utterance
+(errors = substitutions + deletions + insertions), which ``espnet_s3net.bin.make_results --arm``
+resamples for its intervals and tests.
 """
 
 import argparse

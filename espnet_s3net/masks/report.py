@@ -3,12 +3,16 @@
 Written next to the mask file ``<dir>/<stem>.pt``: ``<stem>_report.md`` and heatmaps of
 the pairwise intersection-over-union of the languages' kept weights, one per layer
 (``<stem>_iou_layer<i>.png``) and one over all prunable weights (``<stem>_iou_all.png``).
+
+:func:`iou_by_layer` computes the same matrices from the packed bits (population counts of
+the AND of two languages' bytes, no mask unpacked), and :func:`plot_iou_grid` draws them as
+one grid of small heatmaps, as RESULTS.md shows them (``espnet_s3net.bin.make_results --masks``).
 """
 
 import os
 import re
 from collections import OrderedDict
-from typing import Dict, List
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -35,6 +39,98 @@ def iou_matrix(flat: Dict[str, torch.Tensor], langs: List[str]) -> np.ndarray:
             union = (flat[a] | flat[b]).sum().item()
             out[i, j] = out[j, i] = (flat[a] & flat[b]).sum().item() / union if union else 1.0
     return out
+
+
+def _bit_ranges(masks: SubnetMasks, names: Sequence[str]) -> List[Tuple[int, int]]:
+    """The flat bit ranges ``[start, end)`` of ``names`` in ``masks``' concatenation, adjacent ones merged."""
+    starts, offset = {}, 0
+    for name in masks.names:
+        starts[name] = offset
+        offset += masks.shapes[name].numel()
+    ranges: List[Tuple[int, int]] = []
+    for start, end in sorted((starts[n], starts[n] + masks.shapes[n].numel()) for n in names):
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], end)
+        elif end > start:
+            ranges.append((start, end))
+    return ranges
+
+
+def _range_bytes(packed: np.ndarray, start: int, end: int) -> np.ndarray:
+    """The bytes of ``packed`` (``numpy.packbits`` order: first bit = most significant) that
+    hold bits ``[start, end)``, with the other bits of the first and last byte cleared."""
+    first, last = start // 8, (end - 1) // 8
+    out = packed[first:last + 1].copy()
+    out[0] &= np.uint8(0xFF >> (start - 8 * first))
+    out[-1] &= np.uint8((0xFF << (8 * (last + 1) - end)) & 0xFF)
+    return out
+
+
+def iou_by_layer(masks: SubnetMasks) -> Tuple[List[str], List[str], np.ndarray]:
+    """``(groups, languages, iou)``: the pairwise IoU ``|m_a ∧ m_b| / |m_a ∨ m_b|`` of the
+    languages' kept weights in each transformer layer (:func:`layer_groups`) and over all
+    prunable weights (last group, ``all``), layers in order, then ``other``; ``iou`` is
+    (groups x languages x languages)."""
+    langs = masks.languages
+    by_layer = layer_groups(masks.names)
+    order = sorted(by_layer, key=lambda g: (g == "other", int(g[5:]) if g != "other" else 0))
+    groups = {g: by_layer[g] for g in order}
+    names = list(groups) + ["all"]
+    packed = {lang: masks.packed(lang).numpy() for lang in langs}
+    out = np.ones((len(names), len(langs), len(langs)))
+    total_inter = np.zeros((len(langs), len(langs)))
+    for g, group in enumerate(groups.values()):
+        inter = np.zeros((len(langs), len(langs)))
+        for start, end in _bit_ranges(masks, group):
+            chunk = [_range_bytes(packed[lang], start, end) for lang in langs]
+            for i in range(len(langs)):
+                for j in range(i, len(langs)):
+                    inter[i, j] = inter[j, i] = inter[i, j] + int(np.bitwise_count(chunk[i] & chunk[j]).sum())
+        out[g] = _iou_from_intersections(inter)
+        total_inter += inter
+    out[-1] = _iou_from_intersections(total_inter)
+    return names, langs, out
+
+
+def _iou_from_intersections(inter: np.ndarray) -> np.ndarray:
+    """IoU from intersection counts (the diagonal holds each mask's size); an empty union: 1."""
+    sizes = np.diag(inter)
+    union = sizes[:, None] + sizes[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def plot_iou_grid(groups: Sequence[str], langs: Sequence[str], iou: np.ndarray, title: str, path: str) -> None:
+    """One small heatmap per group (layer), in a grid, with a shared colour scale [0, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(6, len(groups))
+    rows = -(-len(groups) // cols)
+    side = 1.2 + 0.22 * len(langs)
+    fig, axes = plt.subplots(rows, cols, figsize=(side * cols + 1, side * rows + 0.6), squeeze=False,
+                             layout="constrained")
+    pairs = np.triu_indices(len(langs), 1)
+    image = None
+    for ax, group, matrix in zip(axes.flat, groups, iou):
+        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+        mean = matrix[pairs].mean() if len(langs) > 1 else 1.0
+        ax.set_title(f"{group} (mean {mean:.2f})", fontsize=8)
+        ax.set_xticks(range(len(langs)), langs, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(langs)), langs, fontsize=6)
+        if len(langs) <= 6:
+            for i in range(len(langs)):
+                for j in range(len(langs)):
+                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=5,
+                            color="white" if matrix[i, j] < 0.6 else "black")
+    for ax in list(axes.flat)[len(groups):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=axes, fraction=0.02)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def _heatmap(matrix: np.ndarray, langs: List[str], title: str, path: str) -> None:

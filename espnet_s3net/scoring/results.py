@@ -1,17 +1,27 @@
 """RESULTS.md: one row per model, one column per language, High / Low / Avg, #params.
 
-High = the ``n_high`` evaluated languages with the most XLSR-10 pre-training hours (as in
-the paper: five), Low = the others, Avg = all; each is the mean of the per-language rates.
+High = the ``n_high`` evaluated languages with the most XLSR-10 pre-training hours, Low = the
+others, Avg = all; each is the mean of the per-language rates (as the paper averages). The
+single-seed table (:func:`results_table`) takes five by default; the paper's High is three
+(es fr it: their XLSR-10 base PERs average to its High column), the default of the
+multi-seed report (:func:`multi_seed_report`, :data:`PAPER_N_HIGH`).
 """
 
+import math
 import os
+import re
 from statistics import mean
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from espnet_s3net.languages import high_resource
 from espnet_s3net.scoring.sclite import read_error_rate
+from espnet_s3net.scoring.statistics import LanguageScores
+
+#: the paper's High: the three languages with the most XLSR-10 pre-training hours (es fr it)
+PAPER_N_HIGH = 3
 
 
 def count_parameters(model_file: str) -> int:
@@ -32,9 +42,10 @@ def collect(exp_dir: str, langs: Sequence[str], score_name: str) -> Dict[str, fl
 
 
 def results_table(rows: Dict[str, Dict[str, float]], params: Dict[str, int], langs: Sequence[str],
-                  high: Optional[List[str]] = None, metric: str = "PER") -> str:
-    """Markdown table of ``rows`` (model -> language -> %)."""
-    high = list(high) if high else high_resource(langs)
+                  high: Optional[List[str]] = None, metric: str = "PER", n_high: int = 5) -> str:
+    """Markdown table of ``rows`` (model -> language -> %); High: ``high``, or the ``n_high``
+    languages with the most XLSR-10 hours."""
+    high = list(high) if high else high_resource(langs, n_high)
     low = [lang for lang in langs if lang not in high]
     header = ["model", "#params", *langs, "High", "Low", "Avg"]
     lines = [f"{metric} (%) per language; High: {' '.join(high)}; Low: {' '.join(low)}", "",
@@ -44,3 +55,323 @@ def results_table(rows: Dict[str, Dict[str, float]], params: Dict[str, int], lan
         cells = [model, f"{params[model] / 1e6:.2f}M", *(f"{rates[x]:.1f}" for x in langs), *groups]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Several arms with several seeds each: statistics over test utterances and seeds.
+
+
+def parse_assignments(values: Optional[Sequence[str]], option: str) -> Dict[str, str]:
+    """``NAME=VALUE`` options (``--params``, ``--masks``) as a dict; ``ValueError`` for a
+    malformed one or a name given twice."""
+    out: Dict[str, str] = {}
+    for value in values or []:
+        name, sep, rest = value.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--{option} takes NAME=VALUE, got {value!r}")
+        if "|" in name or "`" in name:
+            raise ValueError(f"--{option} {name}: a name cannot hold '|' or '`' (it becomes a table cell)")
+        if name in out:
+            raise ValueError(f"--{option}: {name} given twice")
+        out[name] = rest.strip()
+    return out
+
+
+def parse_arms(values: Optional[Sequence[str]]) -> Dict[str, List[str]]:
+    """``--arm NAME=DIR1,DIR2,...`` options: arm -> experiment dirs (one per seed)."""
+    arms = {}
+    seen: Dict[str, str] = {}
+    for name, rest in parse_assignments(values, "arm").items():
+        dirs = [d.strip() for d in rest.split(",")]
+        if not rest.strip():
+            raise ValueError(f"arm {name} has no experiment dirs (an empty seed list)")
+        if any(not d for d in dirs):
+            raise ValueError(f"arm {name}: empty experiment dir in {rest!r}")
+        for d in dirs:
+            key = os.path.realpath(d)
+            if key in seen:
+                where = "twice" if seen[key] == name else f"also in arm {seen[key]}"
+                raise ValueError(f"arm {name}: experiment dir {d} is listed {where}")
+            seen[key] = name
+        arms[name] = dirs
+    return arms
+
+
+def read_params_file(path: str) -> Dict[str, int]:
+    """``#params`` per arm from a file: lines ``NAME INT`` (``#`` starts a comment)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"params file {path} does not exist")
+    out: Dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split("#", 1)[0].split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise ValueError(f"{path}:{lineno}: expected 'NAME NUMBER_OF_PARAMETERS', got {line.strip()!r}")
+            if fields[0] in out:
+                raise ValueError(f"{path}:{lineno}: {fields[0]} given twice")
+            out[fields[0]] = _parse_count(fields[1], f"{path}:{lineno}")
+    return out
+
+
+def _parse_count(text: str, where: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{where}: number of parameters must be an integer, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{where}: number of parameters must not be negative, got {value}")
+    return value
+
+
+def collect_arm(arm: str, dirs: Sequence[str], langs: Sequence[str], score_name: str
+                ) -> Tuple[Dict[str, LanguageScores], Dict[str, str]]:
+    """An arm's per-utterance counts (``decode_test_<lang>/<score_name>/utt_errors`` of each seed
+    dir) per language, and the scoring tool of each result.txt read (path -> sclite / jiwer)."""
+    from espnet_s3net.scoring.provenance import scoring_tool
+    from espnet_s3net.scoring.sclite import UTT_ERRORS, read_utt_errors
+    from espnet_s3net.scoring.statistics import check_same_utterance_set
+
+    if not dirs:
+        raise ValueError(f"arm {arm} has no experiment dirs (an empty seed list)")
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise FileNotFoundError(f"arm {arm}: experiment dir {d} does not exist")
+    out, tools = {}, {}
+    for lang in langs:
+        per_seed = []
+        for d in dirs:
+            score_dir = os.path.join(d, f"decode_test_{lang}", score_name)
+            path = os.path.join(score_dir, UTT_ERRORS)
+            result = os.path.join(score_dir, "result.txt")
+            if not os.path.isfile(path):
+                why = ("scored without per-utterance counts: score it again (stage 11)" if os.path.isfile(result)
+                       else "run decoding and scoring first")
+                raise FileNotFoundError(f"arm {arm}: {path} does not exist ({why})")
+            if os.path.isfile(result):
+                tools[result] = scoring_tool(result)
+            per_seed.append(read_utt_errors(path))
+        utts, _, ref_len = per_seed[0]
+        for d, (other_utts, _, other_len) in zip(dirs[1:], per_seed[1:]):
+            check_same_utterance_set(f"the seeds {dirs[0]} and {d} of arm {arm}", lang,
+                                     (dirs[0], utts, ref_len), (d, other_utts, other_len))
+        out[lang] = LanguageScores(utts, ref_len, np.stack([errors for _, errors, _ in per_seed]))
+    return out, tools
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _p(p: float) -> str:
+    if math.isnan(p):
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _num(x: float, digits: int = 1) -> str:
+    return "-" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _mean_sd(mean_sd: Tuple[float, float]) -> str:
+    mean, sd = mean_sd
+    return _num(mean) if math.isnan(sd) else f"{_num(mean)} ± {_num(sd)}"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Sequence[str], output: str,
+                      score_name: str = "score_wer", high: Optional[Sequence[str]] = None,
+                      n_high: int = PAPER_N_HIGH, params: Optional[Mapping[str, int]] = None,
+                      masks: Optional[Mapping[str, str]] = None, configs: Sequence[str] = (),
+                      n_resamples: int = 10_000, seed: int = 0, level: float = 0.95,
+                      model_file: str = "valid.loss.ave.pth") -> str:
+    """Write RESULTS.md for arms with several seeds each (``arms``: name -> experiment dirs) and
+    its pictures next to it (``<output stem>_rates.png``, ``<output stem>_masks_<name>.png``);
+    return the markdown. See ``espnet_s3net.bin.make_results`` for what it holds."""
+    from espnet_s3net.scoring.figures import plot_rates
+    from espnet_s3net.scoring.provenance import check_starting_models, duplicate_seeds, environment
+    from espnet_s3net.scoring.statistics import TableBootstrap, high_low_avg
+
+    arms = {name: list(dirs) for name, dirs in arms.items()}
+    langs = list(langs)
+    if not arms:
+        raise ValueError("no arms given")
+    for name, dirs in arms.items():
+        if not dirs:
+            raise ValueError(f"arm {name} has no experiment dirs (an empty seed list)")
+    if control not in arms:
+        raise ValueError(f"the control {control} is not an arm; arms: {', '.join(arms)}")
+    if not langs:
+        raise ValueError("no languages given")
+    if len(set(langs)) != len(langs):
+        raise ValueError(f"a language is given twice: {' '.join(langs)}")
+    params = dict(params or {})
+    unknown = [name for name in params if name not in arms]
+    if unknown:
+        raise ValueError(f"#params given for {', '.join(unknown)}, which is not an arm; arms: {', '.join(arms)}")
+    for path in configs:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"config file {path} does not exist")
+    for name, path in (masks or {}).items():
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"mask file {path} (--masks {name}) does not exist")
+    high = list(high) if high else high_resource(langs, n_high)
+    groups = high_low_avg(langs, high)
+    metric = "PER" if score_name == "score_wer" else "CER"
+
+    starts, unchecked = check_starting_models(arms)
+    scores, tools = {}, {}
+    for name, dirs in arms.items():
+        scores[name], arm_tools = collect_arm(name, dirs, langs, score_name)
+        tools.update(arm_tools)
+    if len(set(tools.values())) > 1:
+        jiwer = sorted(path for path, tool in tools.items() if tool == "jiwer")
+        raise ValueError(f"the scores were computed by different tools (sclite and jiwer, whose alignments can "
+                         f"differ): score every experiment with the same one; {len(jiwer)} result.txt by jiwer, "
+                         f"e.g. {jiwer[0]}")
+    order = [control] + [name for name in arms if name != control]
+    table = TableBootstrap({name: scores[name] for name in order}, langs, groups, n_resamples, seed, level)
+    counted, uncounted = [], []
+    for name in order:
+        if name not in params:
+            params[name] = _count_arm_parameters(name, arms[name], model_file)
+            (counted if params[name] is not None else uncounted).append(name)
+
+    stem = os.path.splitext(output)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    rates_png = f"{stem}_rates.png"
+    plot_rates(table, order, metric, rates_png)
+
+    pct = f"{level:.0%}"
+    lines = ["<!-- Generated by espnet_s3net.bin.make_results -->", "# RESULTS", "", environment(configs)]
+    lines += [f"## {metric} per language", "",
+              f"{metric} (%) of each arm: mean ± sd over its seeds, and in brackets the {pct} bootstrap interval "
+              f"of that mean (the test utterances of each language resampled {n_resamples} times, seed {seed}; "
+              "the same resamples for every arm and seed). With every seed scored on the same utterances, the "
+              "mean over seeds is also the rate of the errors pooled over seeds. "
+              f"High: {' '.join(groups['High'])}; Low: {' '.join(groups['Low']) or '-'}; Avg: all "
+              "(each the mean of its languages' rates).", "",
+              _row(["arm", "seeds", *table.columns]), "|---|---:|" + "---:|" * len(table.columns)]
+    for name in order:
+        cells = []
+        for column in table.columns:
+            lo, hi = table.ci(name, column)
+            cells.append(_mean_sd(table.mean_sd(name, column))
+                         + ("" if math.isnan(lo) else f" [{_num(lo)}, {_num(hi)}]"))
+        lines.append(_row([name, str(len(arms[name])), *cells]))
+    sizes = [f"{lang} {len(scores[control][lang].utts)} ({int(scores[control][lang].ref_len.sum())} tokens)"
+             for lang in langs]
+    lines += ["", f"Test utterances: {', '.join(sizes)}.", "",
+              f"![{metric} per language]({os.path.basename(rates_png)})", ""]
+
+    from espnet_s3net.models.parameter_count import format_millions
+
+    lines += ["## Comparison of methods", "",
+              f"{metric} (%), mean ± sd over seeds; #params as given"
+              + (f" (counted from {model_file} for {', '.join(counted)})" if counted else "") + ".", "",
+              _row(["model", "#params", "High", "Low", "Avg"]), "|---|---:|---:|---:|---:|"]
+    for name in order:
+        label = f"{name} (control)" if name == control else name
+        lines.append(_row([label, "-" if params[name] is None else format_millions(params[name]),
+                           *(_mean_sd(table.mean_sd(name, g)) for g in ("High", "Low", "Avg"))]))
+    lines.append("")
+
+    others = [name for name in order if name != control]
+    lines += [f"## Paired tests against the control ({control})", ""]
+    if others:
+        n_tests = len(others) * len(table.columns)
+        lines += [f"Δ = arm − control ({metric} points, means over seeds). Interval: {pct} paired bootstrap "
+                  "interval of Δ. p (bootstrap): two-sided, from the resampled differences centred on Δ. Sign test: "
+                  "test utterances with fewer / more errors (mean over seeds) than the control, ties dropped, "
+                  "two-sided exact binomial test; a group column pools its languages' utterances. The p-values "
+                  "measure test-set sampling of the seed-averaged systems, not variation between training runs "
+                  f"(the sd above); they are not corrected for the {n_tests} tests of this section.", ""]
+        for name in others:
+            lines += [f"### {name} vs {control}", "",
+                      _row(["column", name, control, "Δ", f"{pct} interval of Δ", "p (bootstrap)",
+                            "fewer / more errors", "p (sign test)"]),
+                      "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            for column in table.columns:
+                test = table.paired(name, control, column)
+                lines.append(_row([column, _num(test.rate_a), _num(test.rate_b), _num(test.difference, 2),
+                                   f"[{_num(test.ci[0], 2)}, {_num(test.ci[1], 2)}]", _p(test.p_bootstrap),
+                                   f"{test.sign.better} / {test.sign.worse}", _p(test.sign.p)]))
+            lines.append("")
+    else:
+        lines += ["(no arm besides the control)", ""]
+
+    if masks:
+        lines += _mask_sections(masks, stem)
+
+    lines += ["## Experiments", "", _row(["arm", "seed", "experiment", "starting model"]), "|---|---:|---|---|"]
+    for name in order:
+        for k, d in enumerate(arms[name], 1):
+            lines.append(_row([name, str(k), d, starts[d].describe()]))
+    tool = next(iter(tools.values()), "sclite")
+    lines += ["", f"Scored by {tool} ({score_name}, per-utterance counts in utt_errors)."]
+    notes = unchecked + duplicate_seeds(arms)
+    if uncounted:
+        notes.append(f"#params of {', '.join(uncounted)} neither given (--params, --params_file) nor countable "
+                     f"(no {model_file} in every experiment dir)")
+    if notes:
+        lines += ["", "Warnings:", ""] + [f"- {note}" for note in notes]
+    text = "\n".join(lines) + "\n"
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(text)
+    return text
+
+
+def _count_arm_parameters(arm: str, dirs: Sequence[str], model_file: str) -> Optional[int]:
+    """Parameters of the seeds' ``model_file`` (they must agree); None when a seed has none."""
+    counts = {}
+    for d in dirs:
+        path = os.path.join(d, model_file)
+        if not os.path.isfile(path):
+            return None
+        counts[d] = count_parameters(path)
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"arm {arm}: the seeds' models have different numbers of parameters: "
+                         + ", ".join(f"{d} {n}" for d, n in counts.items()))
+    return next(iter(counts.values()))
+
+
+def _mask_sections(masks: Mapping[str, str], stem: str) -> List[str]:
+    from espnet_s3net.masks.mask_file import SubnetMasks
+    from espnet_s3net.masks.report import iou_by_layer, plot_iou_grid
+
+    lines = ["## Mask sharing", "",
+             "Overlap of two languages' sub-networks in a layer: |m_a ∧ m_b| / |m_a ∨ m_b| (intersection over "
+             "union of the kept weights); the table gives the mean over language pairs.", ""]
+    results = {}
+    for name, path in masks.items():
+        loaded = SubnetMasks.load(path)
+        groups, langs, iou = iou_by_layer(loaded)
+        png = f"{stem}_masks_{_safe_name(name)}.png"
+        meta = loaded.meta
+        plot_iou_grid(groups, langs, iou, f"{name}: IoU of kept weights per layer", png)
+        results[name] = (groups, langs, iou, png, meta, path)
+    names = list(results)
+    all_groups: List[str] = []
+    for groups, *_ in results.values():
+        all_groups += [g for g in groups if g not in all_groups]
+    lines += [_row(["layer", *names]), "|---|" + "---:|" * len(names)]
+    for group in all_groups:
+        cells = []
+        for name in names:
+            groups, langs, iou = results[name][:3]
+            if group in groups and len(langs) > 1:
+                cells.append(f"{iou[groups.index(group)][np.triu_indices(len(langs), 1)].mean():.3f}")
+            else:
+                cells.append("-")
+        lines.append(_row([group, *cells]))
+    lines.append("")
+    for name, (_, langs, _, png, meta, path) in results.items():
+        lines += [f"### {name}", "",
+                  f"`{path}`: method {meta.get('method')}, scope {meta.get('scope')}, sparsity {meta.get('sparsity')}, "
+                  f"languages {' '.join(langs)}", "", f"![{name} mask sharing]({os.path.basename(png)})", ""]
+    return lines

@@ -51,7 +51,8 @@ class XLSRPretrainTask(LanguageTaskMixin, AbsTask):
             help="Keyword arguments of XLSRPretrainModel: xlsr_conf (name of an "
             "XLSR configuration + overrides; default: the architecture of "
             "init_checkpoint, or xlsr_base without one), init_checkpoint, "
-            "mask_file, mask_missing",
+            "mask_file, mask_missing, language_modules (per-language adapters "
+            "or gates: {type: adapter|gating, languages: [...], ...})",
         )
         group.add_argument(
             "--init",

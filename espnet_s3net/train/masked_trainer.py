@@ -156,9 +156,10 @@ class LanguageBatches:
         for utt_ids, batch in self.iterator:
             lang = pop_batch_language(batch, utt_ids)
             if lang is None and self.followers:
-                raise ValueError(f"the model has language sub-networks but the batch of {utt_ids[0]}, ... has "
-                                 f"no language: add --train_data_path_and_name_and_type <dir>/utt2lang,{LANG},text "
-                                 f"and --valid_data_path_and_name_and_type <dir>/utt2lang,{LANG},text")
+                raise ValueError(
+                    f"the model has language-specific parts (masks, adapters, gates) but the batch of "
+                    f"{utt_ids[0]}, ... has no language: add --train_data_path_and_name_and_type "
+                    f"<dir>/utt2lang,{LANG},text and --valid_data_path_and_name_and_type <dir>/utt2lang,{LANG},text")
             self.current = lang
             for follower in self.followers:
                 follower.activate(lang)

@@ -99,6 +99,7 @@ inference_args=         # extra options for the inference_tool, e.g. "--batch_bi
                         # "--beam_size 10 --ctc_weight 1.0" (espnet; ctc_weight 1.0 for a CTC-only model)
 missing_lang_mask=error # s3net tool, a language without a mask: error or dense (logged)
 high_langs=             # High columns of RESULTS.md (default: top 5 by XLSR-10 hours)
+seeds=                  # e.g. "1 2 3": stages 8-11 once per seed (--seed N; dirs *_seed<N>); empty: the configs' seed
 
 . ./path.sh
 . ./cmd.sh
@@ -124,6 +125,11 @@ case "${inference_tool}" in
     s3net|espnet) ;;
     *) log "Error: inference_tool must be s3net or espnet, got '${inference_tool}'"; exit 1 ;;
 esac
+for seed in ${seeds}; do
+    case "${seed}" in
+        *[!0-9]*) log "Error: seeds must be non-negative integers, got '${seed}'"; exit 1 ;;
+    esac
+done
 if "${skip_pretrain}" && [ -z "${pretrain_init}" ]; then
     log "Error: skip_pretrain=true needs --pretrain_init (a fairseq .pt file or a Hugging Face directory)"
     exit 1
@@ -166,14 +172,21 @@ subnets_exp() { echo "${ssl_exp}/subnets_$1${subnets_tag:+_${subnets_tag}}"; }  
 s3net_exp() { echo "$(subnets_exp "$1")/$(exp_name s3net "${s3net_tag}")"; }   # method
 cont_exp() { echo "${ssl_exp}/xlsr_cont/$(exp_name s3net "${s3net_tag}")"; }  # stage 8 without masks
 # finetune model (xlsr, s3net_<method>) -> the experiment its frontend starts from
+# seeds: stage 8 and 9 run once per seed (--seed N, dirs *_seed<N>); none: the configs' seed
+seed_list=${seeds:-_}
+seed_suffix() { [ "$1" = _ ] || echo "_seed$1"; }
+seed_opts() { [ "$1" = _ ] || echo "--seed $1"; }
+# "<model>@<seed>" for every model of $1 (default finetune_models) and seed
+model_runs() { local m s; for m in ${1:-${finetune_models}}; do for s in ${seed_list}; do echo "${m}@${s}"; done; done; }
+# model seed -> the experiment its frontend starts from (xlsr: the starting model, one for all seeds)
 ssl_exp_of() {
     case "$1" in
         xlsr) echo "${ssl_exp}" ;;
-        xlsr_cont) cont_exp ;;
-        *) s3net_exp "${1#s3net_}" ;;
+        xlsr_cont) echo "$(cont_exp)$(seed_suffix "$2")" ;;
+        *) echo "$(s3net_exp "${1#s3net_}")$(seed_suffix "$2")" ;;
     esac
 }
-asr_exp_of() { echo "$(ssl_exp_of "$1")/$(exp_name asr "${asr_tag}")"; }
+asr_exp_of() { echo "$(ssl_exp_of "$1" "$2")/$(exp_name asr "${asr_tag}")$(seed_suffix "$2")"; }
 # Refuse to start, resume or reuse an experiment whose recorded settings differ:
 # check_experiment <dir> <tag option> <config> <extra args> [--input name=path | --option name=value]...
 check_experiment() {
@@ -367,8 +380,9 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     _continued=
     for method in ${subnet_methods}; do _continued+="s3net_${method} "; done
     for model in ${finetune_models}; do [ "${model}" = xlsr_cont ] && _continued+="xlsr_cont "; done
-    for model in ${_continued}; do
-        out=$(ssl_exp_of "${model}")
+    for run in $(model_runs "${_continued}"); do
+        model=${run%@*} seed=${run#*@}
+        out=$(ssl_exp_of "${model}" "${seed}")
         _masks_opts=
         _inputs=
         if [ "${model}" != xlsr_cont ]; then
@@ -381,7 +395,7 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
             _inputs="--input masks=${masks}"
         fi
         # shellcheck disable=SC2046,SC2086
-        check_experiment "${out}" s3net_tag "${s3net_train_config}" "${s3net_train_args}" \
+        check_experiment "${out}" s3net_tag "${s3net_train_config}" "${s3net_train_args} $(seed_opts "${seed}")" \
             ${ssl_input} ${_inputs} $(data_inputs)
         if [ -e "${out}/${inference_model}" ]; then
             log "Stage 8: continued training of ${model} already finished: ${out}/${inference_model}"
@@ -398,7 +412,7 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
                 --multiprocessing_distributed true \
                 --resume true \
                 ${s3net_init_opts} \
-                ${_masks_opts} \
+                ${_masks_opts} $(seed_opts "${seed}") \
                 --output_dir "${out}" \
                 --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
                 --train_shape_file ${raw}/train_multi/utt2num_samples \
@@ -411,9 +425,10 @@ fi
 
 if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
     check_ssl_model 9
-    for model in ${finetune_models}; do
-        src=$(ssl_exp_of "${model}")
-        out=$(asr_exp_of "${model}")
+    for run in $(model_runs); do
+        model=${run%@*} seed=${run#*@}
+        src=$(ssl_exp_of "${model}" "${seed}")
+        out=$(asr_exp_of "${model}" "${seed}")
         if [ "${model}" = xlsr ]; then
             _opts="${xlsr_frontend_opts} "
             _inputs="${ssl_input} "
@@ -436,7 +451,7 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
             _inputs+="--input bpemodel=data/token_list/bpe/bpe.model "
         fi
         # shellcheck disable=SC2046,SC2086
-        check_experiment "${out}" asr_tag "${asr_config}" "${asr_args}" \
+        check_experiment "${out}" asr_tag "${asr_config}" "${asr_args} $(seed_opts "${seed}")" \
             ${_inputs} $(data_inputs "${text_name}") --option "token_type=${token_type}"
         if [ -e "${out}/${inference_model}" ]; then
             log "Stage 9: fine-tuning of ${model} already finished: ${out}/${inference_model}"
@@ -455,14 +470,15 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
                 --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
                 --valid_data_path_and_name_and_type ${raw}/dev_multi/${text_name},text,text \
                 --valid_shape_file ${raw}/dev_multi/utt2num_samples \
-                ${lang_data_opts} ${_opts} ${asr_args}
+                ${lang_data_opts} ${_opts} $(seed_opts "${seed}") ${asr_args}
         log "Stage 9: done: ${out}/${inference_model} (log: ${out}/train.log)"
     done
 fi
 
 if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
-    for model in ${finetune_models}; do
-        out=$(asr_exp_of "${model}")
+    for run in $(model_runs); do
+        model=${run%@*} seed=${run#*@}
+        out=$(asr_exp_of "${model}" "${seed}")
         if [ ! -e "${out}/${inference_model}" ]; then
             log "Error: ${out}/${inference_model} does not exist; run stage 9 first"
             exit 1
@@ -506,8 +522,9 @@ if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
 fi
 
 if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
-    for model in ${finetune_models}; do
-        out=$(asr_exp_of "${model}")
+    for run in $(model_runs); do
+        model=${run%@*} seed=${run#*@}
+        out=$(asr_exp_of "${model}" "${seed}")
         for l in ${langs}; do
             d=${out}/decode_test_${l}
             ${python} -m espnet_s3net.bin.score --ref "${raw}/test_${l}/${text_name}" --hyp "${d}/text" \
@@ -524,7 +541,7 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
     _rows=$(mktemp -d)
     _dirs=
     for model in ${finetune_models}; do
-        out=$(asr_exp_of "${model}")
+        out=$(asr_exp_of "${model}" _)
         if [ ! -d "${out}" ]; then
             rm -rf "${_rows}"
             log "Error: ${out} does not exist; run stages 9-11 for ${model} first"
@@ -544,7 +561,7 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
         echo
         echo "| model | experiment |"
         echo "|---|---|"
-        for model in ${finetune_models}; do echo "| ${model} | $(asr_exp_of "${model}") |"; done
+        for model in ${finetune_models}; do echo "| ${model} | $(asr_exp_of "${model}" _) |"; done
     } >> "${expdir}/RESULTS.md"
 fi
 
