@@ -50,6 +50,7 @@ install_requires = [
     "espeakng-loader>=0.2.4",
     "babel>=2.14",
     "numpy>=1.24",
+    "scipy>=1.10",  # scipy.stats.binomtest (sign test of RESULTS.md); espnet requires it as well
     "PyYAML>=6.0",
     "matplotlib>=3.7",
     "tensorboard>=2.14",

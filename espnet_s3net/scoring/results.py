@@ -172,7 +172,10 @@ def _p(p: float) -> str:
 
 
 def _num(x: float, digits: int = 1) -> str:
-    return "-" if math.isnan(x) else f"{x:.{digits}f}"
+    if math.isnan(x):
+        return "-"
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
 
 
 def _mean_sd(mean_sd: Tuple[float, float]) -> str:
@@ -282,9 +285,10 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
     lines.append("")
 
     others = [name for name in order if name != control]
+    tested = [c for c in table.columns if table.groups.get(c, [c])]  # not an empty group
     lines += [f"## Paired tests against the control ({control})", ""]
     if others:
-        n_tests = len(others) * len(table.columns)
+        n_tests = len(others) * len(tested)
         lines += [f"Δ = arm − control ({metric} points, means over seeds). Interval: {pct} paired bootstrap "
                   "interval of Δ. p (bootstrap): two-sided, from the resampled differences centred on Δ. Sign test: "
                   "test utterances with fewer / more errors (mean over seeds) than the control, ties dropped, "
@@ -296,7 +300,7 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
                       _row(["column", name, control, "Δ", f"{pct} interval of Δ", "p (bootstrap)",
                             "fewer / more errors", "p (sign test)"]),
                       "|---|---:|---:|---:|---:|---:|---:|---:|"]
-            for column in table.columns:
+            for column in tested:
                 test = table.paired(name, control, column)
                 lines.append(_row([column, _num(test.rate_a), _num(test.rate_b), _num(test.difference, 2),
                                    f"[{_num(test.ci[0], 2)}, {_num(test.ci[1], 2)}]", _p(test.p_bootstrap),

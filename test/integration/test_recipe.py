@@ -106,7 +106,7 @@ def test_recipe_all_stages_ten_languages(tmp_path):
     epochs = "--max_epoch 2"
     _run(recipe, XLSR10, "--stop_stage", "12", *SMALL, "--pretrain_args", epochs,
          "--subnet_methods", "te lth random", "--s3net_train_args", epochs, "--asr_args", epochs,
-         "--finetune_models", "xlsr xlsr_cont s3net_te s3net_lth", timeout=2400)
+         "--finetune_models", "xlsr xlsr_cont s3net_te s3net_lth adapter gating", timeout=3000)
     _check_data(recipe, XLSR10)
     exp = recipe / "exp"
     ssl = exp / _tag("pretrain_xlsr_small", epochs)
@@ -121,6 +121,8 @@ def test_recipe_all_stages_ten_languages(tmp_path):
     cont = ssl / "xlsr_cont" / s3net_tag  # the control: the same continued training, no masks
     assert (cont / "valid.loss.ave.pth").exists() and not (cont / "masks.pt").exists()
     _check_fine_tuning_learned(exp, "xlsr_cont", cont / asr_tag, XLSR10)
+    for model in ("adapter", "gating"):  # the paper's other adaptation methods, the same budget
+        _check_fine_tuning_learned(exp, model, ssl / model / s3net_tag / asr_tag, XLSR10)
     _check_rerun_is_identical(recipe, XLSR10)
 
 

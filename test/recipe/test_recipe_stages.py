@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import torch
 import yaml
 from shared_fixtures import copy_recipe, hf_tiny
 
@@ -40,7 +41,7 @@ def test_public_checkpoint_through_stages_7_to_9_reads_no_pretraining(tmp_path):
     (decoy / "valid.loss.ave.pth").write_bytes(b"not a checkpoint")
     _run(recipe, "--stop_stage", "9", "--skip_pretrain", "true", "--pretrain_init", str(hf),
          "--subnet_methods", "te", "--s3net_train_config", "conf/s3net_train_tiny.yaml",
-         "--asr_config", "conf/asr_ctc_tiny.yaml", "--finetune_models", "xlsr xlsr_cont")
+         "--asr_config", "conf/asr_ctc_tiny.yaml", "--finetune_models", "xlsr xlsr_cont adapter")
 
     exp = recipe / "exp"
     assert sorted(p.name for p in exp.iterdir()) == ["init_xlsr_tiny_hf", "pretrain_xlsr_small"]
@@ -66,6 +67,13 @@ def test_public_checkpoint_through_stages_7_to_9_reads_no_pretraining(tmp_path):
         f" --model_conf mask_file={s3net_dir}/masks.pt", "").replace(s3net_dir, "OUT")
     command = _command(cont / "asr_ctc_tiny_phn" / "train.log")
     assert f"ssl_config={cont_dir}/config.yaml" in command and "mask_file" not in command
+
+    # adapter: the same continued training of per-language adapters, fine-tuned with them
+    adapter = root / "adapter" / "s3net_train_tiny"
+    command = _command(adapter / "train.log")
+    assert "--model_conf language_modules={type: adapter, languages: [es, fr], bottleneck: 256}" in command
+    state = torch.load(adapter / "asr_ctc_tiny_phn" / "valid.loss.ave.pth", weights_only=True)
+    assert any("adapter" in key for key in state), sorted(state)[:5]
 
     asr = root / "asr_ctc_tiny_phn"
     assert (asr / "valid.loss.ave.pth").exists()

@@ -89,7 +89,9 @@ s3net_tag=              # names .../s3net_<tag> (default: from s3net_train_confi
 # stages 9-12: fine-tuning, decoding, scoring
 finetune_models="xlsr xlsr_cont s3net_te s3net_lth"  # xlsr: the dense starting model; xlsr_cont: the
                         # same continued (stage 8) training as S3Net without masks, the control of
-                        # equal budget; s3net_<method>: S3Net training with the <method> masks
+                        # equal budget; s3net_<method>: S3Net training with the <method> masks;
+                        # adapter / gating: the same training of per-language adapters / gates
+adapter_bottleneck=256  # bottleneck of the adapter model's per-language adapters
 asr_config=conf/asr_ctc_small.yaml  # ESPnet ASR config with frontend: s3net
 asr_args=               # extra options for espnet2.bin.asr_train
 asr_tag=                # names .../asr_<tag> (default: from asr_config, token_type and asr_args)
@@ -136,8 +138,9 @@ if "${skip_pretrain}" && [ -z "${pretrain_init}" ]; then
 fi
 for model in ${finetune_models}; do
     case "${model}" in
-        xlsr|xlsr_cont|s3net_?*) ;;
-        *) log "Error: finetune_models: unknown model '${model}' (xlsr, xlsr_cont or s3net_<method>)"; exit 1 ;;
+        xlsr|xlsr_cont|adapter|gating|s3net_?*) ;;
+        *) log "Error: finetune_models: unknown model '${model}' (xlsr, xlsr_cont, adapter, gating or" \
+               "s3net_<method>)"; exit 1 ;;
     esac
 done
 
@@ -170,7 +173,8 @@ else
 fi
 subnets_exp() { echo "${ssl_exp}/subnets_$1${subnets_tag:+_${subnets_tag}}"; }  # method
 s3net_exp() { echo "$(subnets_exp "$1")/$(exp_name s3net "${s3net_tag}")"; }   # method
-cont_exp() { echo "${ssl_exp}/xlsr_cont/$(exp_name s3net "${s3net_tag}")"; }  # stage 8 without masks
+# stage 8 without masks: xlsr_cont, adapter, gating
+cont_exp() { echo "${ssl_exp}/$1/$(exp_name s3net "${s3net_tag}")"; }
 # finetune model (xlsr, s3net_<method>) -> the experiment its frontend starts from
 # seeds: stage 8 and 9 run once per seed (--seed N, dirs *_seed<N>); none: the configs' seed
 seed_list=${seeds:-_}
@@ -182,7 +186,7 @@ model_runs() { local m s; for m in ${1:-${finetune_models}}; do for s in ${seed_
 ssl_exp_of() {
     case "$1" in
         xlsr) echo "${ssl_exp}" ;;
-        xlsr_cont) echo "$(cont_exp)$(seed_suffix "$2")" ;;
+        xlsr_cont|adapter|gating) echo "$(cont_exp "$1")$(seed_suffix "$2")" ;;
         *) echo "$(s3net_exp "${1#s3net_}")$(seed_suffix "$2")" ;;
     esac
 }
@@ -375,25 +379,36 @@ fi
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     check_ssl_model 8
-    # every continued model: S3Net training with each method's masks (subnet_methods), and
-    # xlsr_cont (the same config, updates, sampler and seed, no masks) when fine-tuned
+    # every continued model: S3Net training with each method's masks (subnet_methods), and,
+    # when fine-tuned, xlsr_cont, adapter and gating (the same config, updates, sampler and
+    # seed: no masks; per-language adapters; per-language gates)
     _continued=
     for method in ${subnet_methods}; do _continued+="s3net_${method} "; done
-    for model in ${finetune_models}; do [ "${model}" = xlsr_cont ] && _continued+="xlsr_cont "; done
+    for model in ${finetune_models}; do
+        case "${model}" in xlsr_cont|adapter|gating) _continued+="${model} " ;; esac
+    done
+    _langs_yaml="[$(echo ${langs} | sed 's/ /, /g')]"
     for run in $(model_runs "${_continued}"); do
         model=${run%@*} seed=${run#*@}
         out=$(ssl_exp_of "${model}" "${seed}")
-        _masks_opts=
+        _model_conf=  # one --model_conf value: the masks or the language modules
         _inputs=
-        if [ "${model}" != xlsr_cont ]; then
-            masks=$(subnets_exp "${model#s3net_}")/masks.pt
-            if [ ! -f "${masks}" ]; then
-                log "Error: ${masks} is missing; run stage 7 first"
-                exit 1
-            fi
-            _masks_opts="--model_conf mask_file=${out}/masks.pt"
-            _inputs="--input masks=${masks}"
-        fi
+        case "${model}" in
+            s3net_*)
+                masks=$(subnets_exp "${model#s3net_}")/masks.pt
+                if [ ! -f "${masks}" ]; then
+                    log "Error: ${masks} is missing; run stage 7 first"
+                    exit 1
+                fi
+                _model_conf="mask_file=${out}/masks.pt"
+                _inputs="--input masks=${masks}" ;;
+            adapter)
+                _model_conf="language_modules={type: adapter, languages: ${_langs_yaml}, bottleneck: ${adapter_bottleneck}}"
+                _inputs="--option ${_model_conf// /}" ;;
+            gating)
+                _model_conf="language_modules={type: gating, languages: ${_langs_yaml}}"
+                _inputs="--option ${_model_conf// /}" ;;
+        esac
         # shellcheck disable=SC2046,SC2086
         check_experiment "${out}" s3net_tag "${s3net_train_config}" "${s3net_train_args} $(seed_opts "${seed}")" \
             ${ssl_input} ${_inputs} $(data_inputs)
@@ -403,7 +418,7 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
         fi
         log "Stage 8: continued training of ${model} -> ${out}"
         # the experiment carries its masks (the trainer also records their fingerprint)
-        [ -n "${_masks_opts}" ] && cp "${masks}" "${out}/masks.pt"
+        case "${model}" in s3net_*) mkdir -p "${out}"; cp "${masks}" "${out}/masks.pt" ;; esac
         # shellcheck disable=SC2086
         ${cuda_cmd} "${out}/train.log" \
             ${python} -m espnet_s3net.bin.ssl_train \
@@ -412,7 +427,7 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
                 --multiprocessing_distributed true \
                 --resume true \
                 ${s3net_init_opts} \
-                ${_masks_opts} $(seed_opts "${seed}") \
+                ${_model_conf:+--model_conf "${_model_conf}"} $(seed_opts "${seed}") \
                 --output_dir "${out}" \
                 --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
                 --train_shape_file ${raw}/train_multi/utt2num_samples \
@@ -440,10 +455,11 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
             fi
             _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${inference_model} "
             _inputs="--input ssl_model=${src}/${inference_model} "
-            if [ "${model}" != xlsr_cont ]; then
-                _opts+="--frontend_conf mask_file=${src}/masks.pt "
-                _inputs+="--input masks=${src}/masks.pt "
-            fi
+            case "${model}" in
+                s3net_*)
+                    _opts+="--frontend_conf mask_file=${src}/masks.pt "
+                    _inputs+="--input masks=${src}/masks.pt " ;;
+            esac
         fi
         _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
         if [ "${token_type}" = bpe ]; then
@@ -503,7 +519,8 @@ if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
                 # language input
                 _lang_opt=
                 case "${model}" in
-                    s3net_*) _lang_opt="--data_path_and_name_and_type ${raw}/test_${l}/utt2lang,lang,text" ;;
+                    s3net_*|adapter|gating)
+                        _lang_opt="--data_path_and_name_and_type ${raw}/test_${l}/utt2lang,lang,text" ;;
                 esac
                 log "Stage 10: decoding test_${l} with ${out}/${inference_model} (espnet2.bin.asr_inference)"
                 rm -rf "${d}/espnet" "${d}/rtf"
