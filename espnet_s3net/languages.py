@@ -70,7 +70,7 @@ def check_languages(locales: Iterable[str]) -> List[str]:
     return locales
 
 
-def high_resource(locales: Iterable[str], n_high: int = 5) -> List[str]:
+def high_resource(locales: Iterable[str], n_high: int = 3) -> List[str]:
     """The ``n_high`` locales with the most XLSR-10 pre-training hours (ties by name)."""
     ranked = sorted(locales, key=lambda loc: (-get_language(loc).xlsr10_hours, loc))
     return ranked[:n_high]

@@ -1,10 +1,10 @@
 """RESULTS.md: one row per model, one column per language, High / Low / Avg, #params.
 
 High = the ``n_high`` evaluated languages with the most XLSR-10 pre-training hours, Low = the
-others, Avg = all; each is the mean of the per-language rates (as the paper averages). The
-single-seed table (:func:`results_table`) takes five by default; the paper's High is three
-(es fr it: their XLSR-10 base PERs average to its High column), the default of the
-multi-seed report (:func:`multi_seed_report`, :data:`PAPER_N_HIGH`).
+others, Avg = all; each is the mean of the per-language rates (as the paper averages). By
+default High has the paper's three languages (:data:`PAPER_N_HIGH`; es fr it among the ten:
+their XLSR-10 base PERs average to its High column), in the single-seed table
+(:func:`results_table`) and the multi-seed report (:func:`multi_seed_report`).
 """
 
 import math
@@ -42,7 +42,7 @@ def collect(exp_dir: str, langs: Sequence[str], score_name: str) -> Dict[str, fl
 
 
 def results_table(rows: Dict[str, Dict[str, float]], params: Dict[str, int], langs: Sequence[str],
-                  high: Optional[List[str]] = None, metric: str = "PER", n_high: int = 5) -> str:
+                  high: Optional[List[str]] = None, metric: str = "PER", n_high: int = PAPER_N_HIGH) -> str:
     """Markdown table of ``rows`` (model -> language -> %); High: ``high``, or the ``n_high``
     languages with the most XLSR-10 hours."""
     high = list(high) if high else high_resource(langs, n_high)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from shared_fixtures import copy_recipe, hf_tiny
@@ -117,3 +118,23 @@ def test_changed_config_stops_the_stage_and_names_the_key(tmp_path):
     assert result.returncode != 0
     assert "config.sparsity: 0.5 -> 0.25" in result.stderr and "--subnets_tag" in result.stderr
     assert SubnetMasks.load(str(ssl / "subnets_te" / "masks.pt")).meta["sparsity"] == 0.5
+
+
+@pytest.mark.slow
+def test_seeds_give_one_experiment_per_seed_and_a_table_with_intervals(tmp_path):
+    """--seeds "1 2": stages 8-11 per seed, stage 12's multi-seed RESULTS.md (xlsr_tiny)."""
+    recipe = copy_recipe(tmp_path)
+    _run(recipe, "--pretrain_config", "conf/pretrain_xlsr_tiny.yaml", "--pretrain_args", "--max_epoch 1",
+         "--subnet_methods", "te", "--s3net_train_config", "conf/s3net_train_tiny.yaml",
+         "--asr_config", "conf/asr_ctc_tiny.yaml", "--finetune_models", "xlsr_cont s3net_te", "--seeds", "1 2")
+    ssl = recipe / "exp" / "pretrain_xlsr_tiny_max_epoch1"
+    for seed in (1, 2):
+        for cont in (ssl / "xlsr_cont" / f"s3net_train_tiny_seed{seed}",
+                     ssl / "subnets_te" / f"s3net_train_tiny_seed{seed}"):
+            assert f"--seed {seed}" in _command(cont / "train.log")
+            asr = cont / f"asr_ctc_tiny_phn_seed{seed}"
+            assert f"--seed {seed}" in _command(asr / "train.log")
+            assert (asr / "decode_test_es" / "score_wer" / "utt_errors").exists()
+    results = (recipe / "exp" / "RESULTS.md").read_text()
+    assert "## Paired tests against the control (xlsr_cont)" in results and "### s3net_te vs xlsr_cont" in results
+    assert "| xlsr_cont | 2 |" in results  # mean ± sd over 2 seeds [95% bootstrap interval]

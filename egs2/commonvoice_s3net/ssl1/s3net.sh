@@ -100,7 +100,7 @@ inference_tool=s3net    # s3net: espnet_s3net.bin.asr_inference (batched CTC gre
 inference_args=         # extra options for the inference_tool, e.g. "--batch_bins 2000000" (s3net),
                         # "--beam_size 10 --ctc_weight 1.0" (espnet; ctc_weight 1.0 for a CTC-only model)
 missing_lang_mask=error # s3net tool, a language without a mask: error or dense (logged)
-high_langs=             # High columns of RESULTS.md (default: top 5 by XLSR-10 hours)
+high_langs=             # High columns of RESULTS.md (default: the top 3 by XLSR-10 hours, as the paper)
 seeds=                  # e.g. "1 2 3": stages 8-11 once per seed (--seed N; dirs *_seed<N>); empty: the configs' seed
 
 . ./path.sh
@@ -551,7 +551,30 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     done
 fi
 
-if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
+if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${seed_list}" != _ ]; then
+    # several seeds: every model is an arm with one experiment per seed; means ± sd over
+    # seeds, bootstrap CIs over test utterances, paired tests against the control
+    # (xlsr_cont when fine-tuned, else xlsr), pictures and the mask-sharing heatmaps
+    log "Stage 12: ${expdir}/RESULTS.md (seeds ${seeds})"
+    _arms=
+    _control=xlsr
+    for model in ${finetune_models}; do
+        [ "${model}" = xlsr_cont ] && _control=xlsr_cont
+        _d=
+        for seed in ${seed_list}; do _d+="$(asr_exp_of "${model}" "${seed}"),"; done
+        _arms+="--arm ${model}=${_d%,} "
+    done
+    _masks=
+    for model in ${finetune_models}; do
+        case "${model}" in s3net_*) _masks+="--masks ${model}=$(subnets_exp "${model#s3net_}")/masks.pt " ;; esac
+    done
+    _configs="--config ${asr_config} --config ${s3net_train_config}"
+    "${skip_pretrain}" || _configs+=" --config ${pretrain_config}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet_s3net.bin.make_results ${_arms} --control "${_control}" --langs "${langs}" \
+        --output "${expdir}/RESULTS.md" --score "${score_dir}" --model_file "${inference_model}" \
+        ${high_langs:+--high "${high_langs}"} ${_masks} ${_configs}
+elif [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
     log "Stage 12: ${expdir}/RESULTS.md"
     # one row per model, named as in finetune_models: make_results names a row after its
     # directory, so it reads each experiment through a link of that name
