@@ -39,6 +39,7 @@ from espnet_s3net.scoring.results import (
     multi_seed_report,
     parse_arms,
     parse_assignments,
+    parse_count,
     read_params_file,
     results_table,
 )
@@ -93,23 +94,14 @@ def main(argv=None) -> None:
         try:
             arms = parse_arms(args.arm)
             params = read_params_file(args.params_file) if args.params_file else {}
-            params.update({name: _int(value, name) for name, value in parse_assignments(args.params, "params").items()})
+            params.update({name: parse_count(value, f"--params {name}")
+                           for name, value in parse_assignments(args.params, "params").items()})
             text = multi_seed_report(arms, args.control, langs, args.output, args.score, high,
                                      args.n_high or PAPER_N_HIGH, params, parse_assignments(args.masks, "masks"),
                                      args.config or (), args.n_resamples, args.seed, args.level, args.model_file)
         except (ValueError, FileNotFoundError) as exc:
             sys.exit(f"make_results: {exc}")
         print(text, end="")
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        count = int(value)
-    except ValueError:
-        raise ValueError(f"--params {name}: number of parameters must be an integer, got {value!r}") from None
-    if count < 0:
-        raise ValueError(f"--params {name}: number of parameters must not be negative, got {count}")
-    return count
 
 
 def single_seed(args: argparse.Namespace, langs, high) -> None:

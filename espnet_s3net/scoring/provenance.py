@@ -36,6 +36,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from espnet_s3net.recipe_experiment import fingerprint
+
 #: the recipe's record of an experiment (written by the recipe before a stage starts)
 EXPERIMENT_RECORD = "experiment.yaml"
 #: XLSRConfig fields that make the architecture (the others are training settings)
@@ -98,16 +100,6 @@ def resolve_recorded_path(path: str, exp_dir: str) -> Optional[str]:
         here = parent
 
 
-def file_fingerprint(path: str) -> str:
-    """``<bytes> bytes, sha256 <hex>`` of a file (the recipe's record uses the same form)."""
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-    return f"{size} bytes, sha256 {digest.hexdigest()}"
-
-
 def _architecture(config: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     conf = ((config or {}).get("frontend_conf") or {}).get("xlsr_conf")
     if not isinstance(conf, dict):
@@ -167,13 +159,13 @@ def starting_model(exp_dir: str) -> StartingModel:
             return StartingModel(None, None, f"{os.path.join(record_dir, EXPERIMENT_RECORD)} records no "
                                  "ssl_model or init input", architecture)
         entry, found = came_from
-        return StartingModel(entry.get("fingerprint") or file_fingerprint(found), entry.get("path"),
+        return StartingModel(entry.get("fingerprint") or fingerprint(found), entry.get("path"),
                              "ssl_model of experiment.yaml", architecture)
     init = ((config or {}).get("frontend_conf") or {}).get("init_checkpoint")
     if init:
         found = resolve_recorded_path(str(init), exp_dir)
         if found is not None and os.path.isfile(found):
-            return StartingModel(file_fingerprint(found), str(init), "init_checkpoint of config.yaml", architecture)
+            return StartingModel(fingerprint(found), str(init), "init_checkpoint of config.yaml", architecture)
         key = f"path:{os.path.realpath(found)}" if found else f"path:{init}"
         return StartingModel(key, str(init), "init_checkpoint of config.yaml", architecture)
     return StartingModel(None, None, f"no {EXPERIMENT_RECORD} and no init_checkpoint in config.yaml", architecture)

@@ -112,11 +112,12 @@ def read_params_file(path: str) -> Dict[str, int]:
                 raise ValueError(f"{path}:{lineno}: expected 'NAME NUMBER_OF_PARAMETERS', got {line.strip()!r}")
             if fields[0] in out:
                 raise ValueError(f"{path}:{lineno}: {fields[0]} given twice")
-            out[fields[0]] = _parse_count(fields[1], f"{path}:{lineno}")
+            out[fields[0]] = parse_count(fields[1], f"{path}:{lineno}")
     return out
 
 
-def _parse_count(text: str, where: str) -> int:
+def parse_count(text: str, where: str) -> int:
+    """A parameter count given as text (``where`` names it in errors): a non-negative integer."""
     try:
         value = int(text)
     except ValueError:

@@ -5,6 +5,7 @@ import os
 import pytest
 import yaml
 
+from espnet_s3net.recipe_experiment import fingerprint
 from espnet_s3net.scoring import provenance as pv
 
 
@@ -105,7 +106,7 @@ def test_config_yaml_without_a_record(tmp_path):
                                                              "embed_dim": 768, "dropout": 0.1 if name == "a" else 0}}}
         (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
     model = pv.starting_model(str(tmp_path / "a"))
-    assert model.key == pv.file_fingerprint(str(checkpoint)) and model.how == "init_checkpoint of config.yaml"
+    assert model.key == fingerprint(str(checkpoint)) and model.how == "init_checkpoint of config.yaml"
     # a training setting (dropout) differs: same architecture
     pv.check_starting_models({"a": [str(tmp_path / "a")], "b": [str(tmp_path / "b")]})
     with pytest.raises(ValueError, match="different XLSR architectures.*num_layers=24"):
