@@ -138,3 +138,6 @@ def test_seeds_give_one_experiment_per_seed_and_a_table_with_intervals(tmp_path)
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "## Paired tests against the control (xlsr_cont)" in results and "### s3net_te vs xlsr_cont" in results
     assert "| xlsr_cont | 2 |" in results  # mean ± sd over 2 seeds [95% bootstrap interval]
+    # #params of each arm's self-supervised model, counted by the recipe (the paper's column)
+    params = dict(line.split() for line in (recipe / "exp" / "params.txt").read_text().splitlines())
+    assert set(params) == {"xlsr_cont", "s3net_te"} and params["xlsr_cont"] == params["s3net_te"]

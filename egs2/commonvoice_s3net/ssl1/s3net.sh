@@ -570,10 +570,24 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${seed_list}" != _ ]; t
     done
     _configs="--config ${asr_config} --config ${s3net_train_config}"
     "${skip_pretrain}" || _configs+=" --config ${pretrain_config}"
+    # #params as the paper counts them: each arm's self-supervised model (first seed's)
+    _first_seed=${seed_list%% *}
+    : > "${expdir}/params.txt"
+    for model in ${finetune_models}; do
+        if [ "${model}" = xlsr ] && "${skip_pretrain}"; then
+            _source="--init ${pretrain_init}"
+        else
+            _src=$(ssl_exp_of "${model}" "${_first_seed}")
+            _source="--ssl_config ${_src}/config.yaml --ssl_model_file ${_src}/${inference_model}"
+        fi
+        # shellcheck disable=SC2086
+        _n=$(${python} -m espnet_s3net.bin.count_params ${_source})
+        echo "${model} ${_n}" >> "${expdir}/params.txt"
+    done
     # shellcheck disable=SC2086
     ${python} -m espnet_s3net.bin.make_results ${_arms} --control "${_control}" --langs "${langs}" \
         --output "${expdir}/RESULTS.md" --score "${score_dir}" --model_file "${inference_model}" \
-        ${high_langs:+--high "${high_langs}"} ${_masks} ${_configs}
+        ${high_langs:+--high "${high_langs}"} ${_masks} ${_configs} --params_file "${expdir}/params.txt"
 elif [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
     log "Stage 12: ${expdir}/RESULTS.md"
     # one row per model, named as in finetune_models: make_results names a row after its
