@@ -2,7 +2,7 @@
 
 Builds an ASR model with the ``s3net`` frontend (``--xlsr_config``, randomly initialised;
 speed does not depend on the weights) and a CTC head through our ASR task, writes
-``--utts`` utterances of espeak-ng speech, and times ``asr_inference.decode_set`` (the
+``--utts`` utterances of espeak-ng speech, and times ``espnet_s3net.asr.inference.decode_set`` (the
 recipe's decoder: batching, frontend, CTC argmax and collapse) on ``--threads`` threads.
 """
 
@@ -25,7 +25,7 @@ def main(argv: List[str]) -> dict:
     import soundfile as sf
     import soxr
 
-    from espnet_s3net.bin.asr_inference import GreedyCTCDecoder, decode_set
+    from espnet_s3net.asr.inference import GreedyCTCDecoder, decode_set
     from espnet_s3net.data.kaldi_dir import write_kaldi_map
     from espnet_s3net.synth.espeak import get_engine
     from espnet_s3net.tasks.asr import S3NetASRTask

@@ -13,6 +13,7 @@ import pytest
      {"bits_per_weight_per_language", "load_apply_ms"}),
     ("te_cost", ["--config", "xlsr_tiny", "--batches", "1", "--batch", "1", "--seconds", "1", "--repeats", "1"],
      {"ratio", "target"}),
+    ("decode_rtf", ["--xlsr_config", "xlsr_tiny", "--utts", "2"], {"rtf", "audio_s", "params"}),
     ("masked_step", ["--batch", "1", "--seconds", "1", "--repeats", "1", "--langs", "2", "--memory_runs", "1"],
      {"time_ratio", "overhead_weight_copies", "peak_mem_ratio", "frozen_vs_shared", "peak_mem_ratio_frozen",
       "targets", "meets_targets"}),
