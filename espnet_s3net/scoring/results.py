@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from espnet_s3net.languages import high_resource
+from espnet_s3net.masks.mask_file import SubnetMasks
 from espnet_s3net.scoring.sclite import read_error_rate
 from espnet_s3net.scoring.statistics import LanguageScores
 
@@ -275,15 +276,23 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
 
     from espnet_s3net.models.parameter_count import format_millions
 
+    loaded_masks = {name: SubnetMasks.load(path) for name, path in (masks or {}).items()}
+    mask_meta = {name: loaded.meta for name, loaded in loaded_masks.items() if name in arms}
+    # the paper's second table: the adaptation methods and the layerwise sub-networks; the
+    # global ones are ablations (third table)
+    compared = [name for name in order if mask_meta.get(name, {}).get("scope", "layerwise") == "layerwise"]
     lines += ["## Comparison of methods", "",
               f"{metric} (%), mean ± sd over seeds; #params as given"
-              + (f" (counted from {model_file} for {', '.join(counted)})" if counted else "") + ".", "",
+              + (f" (counted from {model_file} for {', '.join(counted)})" if counted else "")
+              + ". Arms with global sub-networks are in the ablation below.", "",
               _row(["model", "#params", "High", "Low", "Avg"]), "|---|---:|---:|---:|---:|"]
-    for name in order:
+    for name in compared:
         label = f"{name} (control)" if name == control else name
         lines.append(_row([label, "-" if params[name] is None else format_millions(params[name]),
                            *(_mean_sd(table.mean_sd(name, g)) for g in ("High", "Low", "Avg"))]))
     lines.append("")
+    if mask_meta:
+        lines += _ablation_section(table, control, mask_meta, metric)
 
     others = [name for name in order if name != control]
     tested = [c for c in table.columns if table.groups.get(c, [c])]  # not an empty group
@@ -311,7 +320,7 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
         lines += ["(no arm besides the control)", ""]
 
     if masks:
-        lines += _mask_sections(masks, stem)
+        lines += _mask_sections(masks, loaded_masks, stem)
 
     lines += ["## Experiments", "", _row(["arm", "seed", "experiment", "starting model"]), "|---|---:|---|---|"]
     for name in order:
@@ -331,6 +340,23 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
     return text
 
 
+def _ablation_section(table, control: str, mask_meta: Mapping[str, dict], metric: str) -> List[str]:
+    """The paper's ablation: the control without sub-networks ("none"), then the sub-network arms,
+    global before layerwise, as the paper orders them."""
+    lines = ["## Ablation: how the sub-networks are found", "",
+             f"{metric} (%), mean ± sd over seeds. none: the control ({control}), the same training without "
+             "sub-networks; the other rows differ only in their mask file (method, scope and sparsity from it).", "",
+             _row(["sub-network", "arm", "sparsity", "High", "Low", "Avg"]), "|---|---|---:|---:|---:|---:|"]
+    rows = [("none", control, "-")]
+    for name, meta in sorted(mask_meta.items(), key=lambda item: (item[1].get("scope") != "global", item[0])):
+        label = f"{meta.get('scope', '?')} {str(meta.get('method', '?')).upper()}"
+        sparsity = meta.get("sparsity")
+        rows.append((label, name, "-" if sparsity is None else f"{float(sparsity):.2f}"))
+    for label, name, sparsity in rows:
+        lines.append(_row([label, name, sparsity, *(_mean_sd(table.mean_sd(name, g)) for g in ("High", "Low", "Avg"))]))
+    return lines + [""]
+
+
 def _count_arm_parameters(arm: str, dirs: Sequence[str], model_file: str) -> Optional[int]:
     """Parameters of the seeds' ``model_file`` (they must agree); None when a seed has none."""
     counts = {}
@@ -345,8 +371,8 @@ def _count_arm_parameters(arm: str, dirs: Sequence[str], model_file: str) -> Opt
     return next(iter(counts.values()))
 
 
-def _mask_sections(masks: Mapping[str, str], stem: str) -> List[str]:
-    from espnet_s3net.masks.mask_file import SubnetMasks
+def _mask_sections(masks: Mapping[str, str], loaded_masks: Mapping[str, SubnetMasks], stem: str) -> List[str]:
+    """The mask-sharing table and pictures of the mask files ``masks`` (name -> path), loaded."""
     from espnet_s3net.masks.report import iou_by_layer, plot_iou_grid
 
     lines = ["## Mask sharing", "",
@@ -354,7 +380,7 @@ def _mask_sections(masks: Mapping[str, str], stem: str) -> List[str]:
              "union of the kept weights); the table gives the mean over language pairs.", ""]
     results = {}
     for name, path in masks.items():
-        loaded = SubnetMasks.load(path)
+        loaded = loaded_masks[name]
         groups, langs, iou = iou_by_layer(loaded)
         png = f"{stem}_masks_{_safe_name(name)}.png"
         meta = loaded.meta

@@ -1,9 +1,10 @@
 """Recipe stages 6-9 on the tiny corpus (two languages, xlsr_tiny configs) in a temporary copy
 of the recipe dir: experiment directories named from config and tag, a public checkpoint
-instead of pre-training (--skip_pretrain true --pretrain_init), and experiments that refuse
-to be reused with a changed config."""
+instead of pre-training (--skip_pretrain true --pretrain_init) with arms trained two at a time
+(--arm_nj 2), and experiments that refuse to be reused with a changed config."""
 
 import shutil
+from datetime import datetime
 import subprocess
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def _command(log: Path) -> str:
     return log.read_text().splitlines()[0] + " "
 
 
+def _span(log: Path):
+    """(start, end) of a job, from the times utils/run_local.sh writes in its log."""
+    times = {}
+    for line in log.read_text().splitlines():
+        for key in ("Started", "Ended"):
+            if line.startswith(f"# {key} at "):
+                text = line[len(f"# {key} at "):].split(" (exit")[0]
+                times[key] = datetime.strptime(text, "%a %b %d %H:%M:%S %Z %Y")
+    return times["Started"], times["Ended"]
+
+
 def test_public_checkpoint_through_stages_7_to_9_reads_no_pretraining(tmp_path):
     recipe = copy_recipe(tmp_path)
     hf = hf_tiny(tmp_path / "public" / "xlsr_tiny_hf")
@@ -42,7 +54,7 @@ def test_public_checkpoint_through_stages_7_to_9_reads_no_pretraining(tmp_path):
     (decoy / "valid.loss.ave.pth").write_bytes(b"not a checkpoint")
     _run(recipe, "--stop_stage", "9", "--skip_pretrain", "true", "--pretrain_init", str(hf),
          "--subnet_methods", "te", "--s3net_train_config", "conf/s3net_train_tiny.yaml",
-         "--asr_config", "conf/asr_ctc_tiny.yaml", "--finetune_models", "xlsr xlsr_cont adapter")
+         "--asr_config", "conf/asr_ctc_tiny.yaml", "--finetune_models", "xlsr xlsr_cont adapter", "--arm_nj", "2")
 
     exp = recipe / "exp"
     assert sorted(p.name for p in exp.iterdir()) == ["init_xlsr_tiny_hf", "pretrain_xlsr_small"]
@@ -75,6 +87,11 @@ def test_public_checkpoint_through_stages_7_to_9_reads_no_pretraining(tmp_path):
     assert "--model_conf language_modules={type: adapter, languages: [es, fr], bottleneck: 256}" in command
     state = torch.load(adapter / "asr_ctc_tiny_phn" / "valid.loss.ave.pth", weights_only=True)
     assert any("adapter" in key for key in state), sorted(state)[:5]
+
+    # --arm_nj 2: the continued trainings ran two at a time
+    spans = [_span(d / "train.log") for d in (s3net, cont, adapter)]
+    assert max(start for start, _ in spans[:2]) < min(end for _, end in spans[:2]), spans
+    assert spans[2][0] >= min(end for _, end in spans[:2]), spans
 
     asr = root / "asr_ctc_tiny_phn"
     assert (asr / "valid.loss.ave.pth").exists()

@@ -51,7 +51,10 @@ log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (s3net.sh:${BASH_LINENO[0]}) $*"; 
 stage=0                 # first stage to run
 stop_stage=100          # last stage to run
 nj=4                    # parallel jobs for data preparation
-ngpu=0                  # GPUs for training (0: CPU)
+ngpu=0                  # GPUs of each training, extraction and decoding job (0: CPU)
+arm_nj=1                # stages 7-10: experiments (methods, arms x seeds) run at the same time; with
+                        # cmd_backend=slurm each is a cluster job, so the grid takes the time of one
+                        # arm; locally with ngpu > 0, job k gets GPUs k*ngpu..(k+1)*ngpu-1
 python=python3          # the Python interpreter of tools/venv (after path.sh)
 langs="es fr it ky nl ru sv-SE tr tt zh-CN"  # language ids (Common Voice locales)
 dumpdir=dump            # formatted data
@@ -107,6 +110,7 @@ seeds=                  # e.g. "1 2 3": stages 8-11 once per seed (--seed N; dir
 . ./cmd.sh
 . ./db.sh
 . utils/parse_options.sh
+. utils/job_pool.sh
 
 if [ $# -gt 0 ]; then
     log "Error: unexpected arguments: $*"
@@ -127,6 +131,7 @@ case "${inference_tool}" in
     s3net|espnet) ;;
     *) log "Error: inference_tool must be s3net or espnet, got '${inference_tool}'"; exit 1 ;;
 esac
+pool_init "${arm_nj}" "${ngpu}" "${cmd_backend:-local}" || exit 1
 for seed in ${seeds}; do
     case "${seed}" in
         *[!0-9]*) log "Error: seeds must be non-negative integers, got '${seed}'"; exit 1 ;;
@@ -353,6 +358,17 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     fi
 fi
 
+# stage 7 job: the masks of method $1 into dir $2, and their report
+extract_job() {
+    # shellcheck disable=SC2086
+    ${cuda_cmd} "$2/extract.log" \
+        ${python} -m espnet_s3net.bin.extract_subnets --config "${extract_conf_dir}/extract_$1.yaml" \
+            ${extract_source_opts} \
+            --data_root "${raw}" --langs "${langs}" --output "$2/masks.pt" --ngpu "${ngpu}"
+    ${python} -m espnet_s3net.bin.mask_report --masks "$2/masks.pt" > "$2/report.log"
+    log "Stage 7: done: $2/masks.pt, report: $2/masks_report.md"
+}
+
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     check_ssl_model 7
     for method in ${subnet_methods}; do
@@ -367,15 +383,31 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
             continue
         fi
         log "Stage 7: ${method} sub-networks of ${langs} -> ${out}/masks.pt"
-        # shellcheck disable=SC2086
-        ${cuda_cmd} "${out}/extract.log" \
-            ${python} -m espnet_s3net.bin.extract_subnets --config "${extract_conf_dir}/extract_${method}.yaml" \
-                ${extract_source_opts} \
-                --data_root "${raw}" --langs "${langs}" --output "${out}/masks.pt" --ngpu "${ngpu}"
-        ${python} -m espnet_s3net.bin.mask_report --masks "${out}/masks.pt" > "${out}/report.log"
-        log "Stage 7: report: ${out}/masks_report.md"
+        pool_run "${out}/extract.log" extract_job "${method}" "${out}"
     done
+    pool_wait || { log "Error: stage 7 failed (see the logs named above)"; exit 1; }
 fi
+
+# stage 8 job: continued training into dir $1 with seed $2 ("_": the config's) and the
+# --model_conf value $3 (masks or language modules; empty: none)
+continued_job() {
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} "$1/train.log" \
+        ${python} -m espnet_s3net.bin.ssl_train \
+            --config "${s3net_train_config}" \
+            --ngpu "${ngpu}" \
+            --multiprocessing_distributed true \
+            --resume true \
+            ${s3net_init_opts} \
+            ${3:+--model_conf "$3"} $(seed_opts "$2") \
+            --output_dir "$1" \
+            --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
+            --train_shape_file ${raw}/train_multi/utt2num_samples \
+            --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
+            --valid_shape_file ${raw}/dev_multi/utt2num_samples \
+            ${lang_data_opts} ${s3net_train_args}
+    log "Stage 8: done: $1/${inference_model} (log: $1/train.log)"
+}
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     check_ssl_model 8
@@ -419,24 +451,29 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
         log "Stage 8: continued training of ${model} -> ${out}"
         # the experiment carries its masks (the trainer also records their fingerprint)
         case "${model}" in s3net_*) mkdir -p "${out}"; cp "${masks}" "${out}/masks.pt" ;; esac
-        # shellcheck disable=SC2086
-        ${cuda_cmd} "${out}/train.log" \
-            ${python} -m espnet_s3net.bin.ssl_train \
-                --config "${s3net_train_config}" \
-                --ngpu "${ngpu}" \
-                --multiprocessing_distributed true \
-                --resume true \
-                ${s3net_init_opts} \
-                ${_model_conf:+--model_conf "${_model_conf}"} $(seed_opts "${seed}") \
-                --output_dir "${out}" \
-                --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
-                --train_shape_file ${raw}/train_multi/utt2num_samples \
-                --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
-                --valid_shape_file ${raw}/dev_multi/utt2num_samples \
-                ${lang_data_opts} ${s3net_train_args}
-        log "Stage 8: done: ${out}/${inference_model} (log: ${out}/train.log)"
+        pool_run "${out}/train.log" continued_job "${out}" "${seed}" "${_model_conf}"
     done
+    pool_wait || { log "Error: stage 8 failed (see the logs named above)"; exit 1; }
 fi
+
+# stage 9 job: CTC fine-tuning into dir $1 with seed $2 ("_": the config's) and the frontend
+# options $3
+finetune_job() {
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} "$1/train.log" \
+        ${python} -m espnet2.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" \
+            --multiprocessing_distributed true --resume true --output_dir "$1" \
+            --mask_source_check false \
+            --token_type "${espnet_token_type}" --token_list "data/token_list/${token_type}/tokens.txt" \
+            --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
+            --train_data_path_and_name_and_type ${raw}/train_multi/${text_name},text,text \
+            --train_shape_file ${raw}/train_multi/utt2num_samples \
+            --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
+            --valid_data_path_and_name_and_type ${raw}/dev_multi/${text_name},text,text \
+            --valid_shape_file ${raw}/dev_multi/utt2num_samples \
+            ${lang_data_opts} $3 $(seed_opts "$2") ${asr_args}
+    log "Stage 9: done: $1/${inference_model} (log: $1/train.log)"
+}
 
 if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
     check_ssl_model 9
@@ -474,22 +511,51 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
             continue
         fi
         log "Stage 9: CTC fine-tuning (${token_type}) of ${model} (${src}) -> ${out}"
-        # shellcheck disable=SC2086
-        ${cuda_cmd} "${out}/train.log" \
-            ${python} -m espnet2.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" \
-                --multiprocessing_distributed true --resume true --output_dir "${out}" \
-                --mask_source_check false \
-                --token_type "${espnet_token_type}" --token_list "data/token_list/${token_type}/tokens.txt" \
-                --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
-                --train_data_path_and_name_and_type ${raw}/train_multi/${text_name},text,text \
-                --train_shape_file ${raw}/train_multi/utt2num_samples \
-                --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
-                --valid_data_path_and_name_and_type ${raw}/dev_multi/${text_name},text,text \
-                --valid_shape_file ${raw}/dev_multi/utt2num_samples \
-                ${lang_data_opts} ${_opts} $(seed_opts "${seed}") ${asr_args}
-        log "Stage 9: done: ${out}/${inference_model} (log: ${out}/train.log)"
+        pool_run "${out}/train.log" finetune_job "${out}" "${seed}" "${_opts}"
     done
+    pool_wait || { log "Error: stage 9 failed (see the logs named above)"; exit 1; }
 fi
+
+# stage 10 job: decoding every test language with the fine-tuned model in dir $1 of model $2
+decode_job() {
+    local out=$1 model=$2 l d _sets _lang_opt
+    if [ "${inference_tool}" = s3net ]; then
+        _sets=
+        for l in ${langs}; do
+            _sets+="test_${l} "
+            rm -rf "${out}/decode_test_${l}/espnet"  # of an earlier decoding by the espnet tool
+        done
+        log "Stage 10: decoding ${_sets}with ${out}/${inference_model} (espnet_s3net.bin.asr_inference)"
+        # shellcheck disable=SC2086
+        ${decode_cmd} "${out}/decode.log" \
+            ${python} -m espnet_s3net.bin.asr_inference --asr_train_config "${out}/config.yaml" \
+                --asr_model_file "${out}/${inference_model}" --data_root "${raw}" --test_sets ${_sets} \
+                --output_root "${out}" --missing_lang_mask "${missing_lang_mask}" --ngpu "${ngpu}" \
+                ${inference_args}
+    else
+        for l in ${langs}; do
+            d=${out}/decode_test_${l}
+            # the language selects the sub-network; a dense model (xlsr, xlsr_cont) takes no
+            # language input
+            _lang_opt=
+            case "${model}" in
+                s3net_*|adapter|gating)
+                    _lang_opt="--data_path_and_name_and_type ${raw}/test_${l}/utt2lang,lang,text" ;;
+            esac
+            log "Stage 10: decoding test_${l} with ${out}/${inference_model} (espnet2.bin.asr_inference)"
+            rm -rf "${d}/espnet" "${d}/rtf"
+            mkdir -p "${d}"
+            # shellcheck disable=SC2086
+            ${decode_cmd} "${d}/decode.log" \
+                ${python} -m espnet2.bin.asr_inference --asr_train_config "${out}/config.yaml" \
+                    --asr_model_file "${out}/${inference_model}" \
+                    --data_path_and_name_and_type "${raw}/test_${l}/wav.scp,speech,sound" \
+                    ${_lang_opt} --output_dir "${d}/espnet" --ngpu "${ngpu}" ${inference_args}
+            # the hypothesis tokens, where stage 11 reads them for either tool
+            cp "${d}/espnet/1best_recog/token" "${d}/text"
+        done
+    fi
+}
 
 if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
     for run in $(model_runs); do
@@ -499,43 +565,9 @@ if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
             log "Error: ${out}/${inference_model} does not exist; run stage 9 first"
             exit 1
         fi
-        if [ "${inference_tool}" = s3net ]; then
-            _sets=
-            for l in ${langs}; do
-                _sets+="test_${l} "
-                rm -rf "${out}/decode_test_${l}/espnet"  # of an earlier decoding by the espnet tool
-            done
-            log "Stage 10: decoding ${_sets}with ${out}/${inference_model} (espnet_s3net.bin.asr_inference)"
-            # shellcheck disable=SC2086
-            ${decode_cmd} "${out}/decode.log" \
-                ${python} -m espnet_s3net.bin.asr_inference --asr_train_config "${out}/config.yaml" \
-                    --asr_model_file "${out}/${inference_model}" --data_root "${raw}" --test_sets ${_sets} \
-                    --output_root "${out}" --missing_lang_mask "${missing_lang_mask}" --ngpu "${ngpu}" \
-                    ${inference_args}
-        else
-            for l in ${langs}; do
-                d=${out}/decode_test_${l}
-                # the language selects the sub-network; a dense model (xlsr, xlsr_cont) takes no
-                # language input
-                _lang_opt=
-                case "${model}" in
-                    s3net_*|adapter|gating)
-                        _lang_opt="--data_path_and_name_and_type ${raw}/test_${l}/utt2lang,lang,text" ;;
-                esac
-                log "Stage 10: decoding test_${l} with ${out}/${inference_model} (espnet2.bin.asr_inference)"
-                rm -rf "${d}/espnet" "${d}/rtf"
-                mkdir -p "${d}"
-                # shellcheck disable=SC2086
-                ${decode_cmd} "${d}/decode.log" \
-                    ${python} -m espnet2.bin.asr_inference --asr_train_config "${out}/config.yaml" \
-                        --asr_model_file "${out}/${inference_model}" \
-                        --data_path_and_name_and_type "${raw}/test_${l}/wav.scp,speech,sound" \
-                        ${_lang_opt} --output_dir "${d}/espnet" --ngpu "${ngpu}" ${inference_args}
-                # the hypothesis tokens, where stage 11 reads them for either tool
-                cp "${d}/espnet/1best_recog/token" "${d}/text"
-            done
-        fi
+        pool_run "decoding with ${out}/${inference_model}" decode_job "${out}" "${model}"
     done
+    pool_wait || { log "Error: stage 10 failed (see the logs named above)"; exit 1; }
 fi
 
 if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then

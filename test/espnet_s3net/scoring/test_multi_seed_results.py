@@ -42,11 +42,11 @@ def arms(tmp_path):
     return {"xlsr": xlsr, "s3net_lth": s3net}
 
 
-def _masks(path, langs, p):
+def _masks(path, langs, p, method="lth", scope="layerwise"):
     gen = torch.Generator().manual_seed(0)
     shapes = {f"encoder.layers.{i}.fc1.weight": (8, 6) for i in range(2)}
     dense = {lang: {n: torch.rand(s, generator=gen) < p for n, s in shapes.items()} for lang in langs}
-    SubnetMasks.from_dense(dense, {"method": "lth", "scope": "layerwise", "sparsity": 1 - p}).save(str(path))
+    SubnetMasks.from_dense(dense, {"method": method, "scope": scope, "sparsity": 1 - p}).save(str(path))
     return str(path)
 
 
@@ -69,6 +69,11 @@ def test_report_by_hand(tmp_path, arms):
     assert "| s3net_lth | 2 | 15.0 ± 7.1 [" in text
     assert "| xlsr (control) | 95M | 40.0 ± 10.0 | 20.0 ± 0.0 | 30.0 ± 5.0 |" in text
     assert "| s3net_lth | 95M | 15.0 ± 7.1 | 10.0 ± 0.0 | 12.5 ± 3.5 |" in text
+    # the ablation: the control without sub-networks, then each arm's mask file described
+    ablation = text.split("## Ablation: how the sub-networks are found")[1].split("##")[0]
+    assert "| none | xlsr | - | 40.0 ± 10.0 | 20.0 ± 0.0 | 30.0 ± 5.0 |" in ablation
+    assert "| layerwise LTH | s3net_lth | 0.50 | 15.0 ± 7.1 | 10.0 ± 0.0 | 12.5 ± 3.5 |" in ablation
+    assert "s3net_te" not in ablation  # a mask file of no arm
     assert "### s3net_lth vs xlsr" in text
     es = next(line for line in lines if line.startswith("| es | 15.0 | 40.0 | -25.00 |"))
     # seed-mean errors of es_u0..u4: xlsr 10, 10, 10, 6.7, 3.3; s3net_lth 10, 5, 0, 0, 0; the rest 0
@@ -81,6 +86,17 @@ def test_report_by_hand(tmp_path, arms):
         assert f"]({png})" in text
     assert "| layer0 |" in text and "| all |" in text and "## Mask sharing" in text
     assert "starting model not checked (no experiment.yaml" in text
+
+
+def test_global_sub_networks_are_ablation_rows(tmp_path, arms):
+    arms["random_global"] = arms.pop("s3net_lth")
+    masks = {"random_global": _masks(tmp_path / "rg.pt", LANGS, 0.5, "random", "global")}
+    text = multi_seed_report(arms, "xlsr", LANGS, str(tmp_path / "R.md"), masks=masks, n_resamples=10)
+    comparison, ablation = (text.split(f"## {title}")[1].split("##")[0]
+                            for title in ("Comparison of methods", "Ablation: how the sub-networks are found"))
+    assert "| xlsr (control) |" in comparison and "random_global" not in comparison
+    assert "| global RANDOM | random_global | 0.50 | 12.5 ± 3.5 | - | 12.5 ± 3.5 |" in ablation  # High: both
+    assert "### random_global vs xlsr" in text  # still tested against the control
 
 
 def test_high_defaults_to_the_papers_three(tmp_path, arms):
