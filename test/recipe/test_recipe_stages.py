@@ -4,8 +4,8 @@ instead of pre-training (--skip_pretrain true --pretrain_init) with arms trained
 (--arm_nj 2), and experiments that refuse to be reused with a changed config."""
 
 import shutil
-from datetime import datetime
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
