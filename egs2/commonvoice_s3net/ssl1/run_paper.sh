@@ -10,9 +10,10 @@ set -euo pipefail
 
 langs="es fr it ky nl ru sv-SE tr tt zh-CN"
 seeds="1 2 3"
-# layerwise LTH and TE (the paper's rows) and the ablations: global LTH, global random, global TE
-subnet_methods="lth te lth_global random_global te_global"
-finetune_models="xlsr xlsr_cont s3net_lth s3net_te s3net_lth_global s3net_random_global s3net_te_global adapter gating"
+# layerwise LTH and TE (the paper's rows) and the paper's ablations: global LTH, global random
+# (global TE, conf/extract_te_global.yaml, is one more arm: add te_global / s3net_te_global)
+subnet_methods="lth te lth_global random_global"
+finetune_models="xlsr xlsr_cont s3net_lth s3net_te s3net_lth_global s3net_random_global adapter gating"
 
 ./s3net.sh \
     --langs "${langs}" \
