@@ -13,7 +13,9 @@ public checkpoint (``--init``: a fairseq wav2vec 2.0 / XLSR ``.pt`` file or a Hu
 wav2vec2 directory); the mask file's ``source_model`` names the checkpoint file or directory.
 
 Config keys (YAML): method (te | lth | random), scope (layerwise | global), sparsity
-(fraction of prunable weights pruned per language), seed, batch_bins (samples per batch),
+(fraction of prunable weights pruned per language), pattern (unstructured, or "n:m" quoted:
+n kept of every m consecutive input weights of each row, e.g. "2:4" for sparse tensor cores;
+sparsity must then be 1 - n/m), seed, batch_bins (samples per batch),
 batches (batches of the language's train data used by TE and LTH), lth_steps, lth_lr,
 lth_rounds, include / exclude (regular expressions over XLSR tensor names; default: the
 transformer's attention and feed-forward weights).

@@ -15,6 +15,13 @@ module the masks are for, e.g. the XLSR model inside the task model).
   (parameters and buffers) to its starting value, applies the mask, trains with the mask
   applied and prunes a further fraction, so that ``(1 - f)^k = 1 - sparsity``.
 
+``pattern: n:m`` (N:M structured sparsity, :mod:`espnet_s3net.masks.pruning`) makes every
+method's masks N:M, with ``sparsity`` equal to ``1 - n/m``. Iterative LTH prunes its
+intermediate rounds unstructured toward the round's target, except that each group's ``n``
+highest-magnitude weights are never pruned there: no group loses more than ``m - n``, so the
+final round makes the mask N:M by pruning more, never by bringing back a weight that was
+pruned (and zero) while the copy trained. The scope only matters in those intermediate rounds.
+
 :func:`extract_language` seeds torch's RNG (span masks, negatives, dropout) with the
 language's seed and restores the caller's RNG state afterwards: the same model, data and
 seed give the same masks, however often and in whichever order extraction is run.
@@ -27,6 +34,7 @@ killed run resumes, and a progress line with an ETA after each language.
 
 import copy
 import logging
+import math
 import os
 import zlib
 from contextlib import contextmanager
@@ -40,14 +48,22 @@ from espnet_s3net.data.batches import length_bins, pad_waveforms, read_waveforms
 from espnet_s3net.data.kaldi_dir import read_kaldi_map
 from espnet_s3net.log import Progress
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
-from espnet_s3net.masks.pruning import DEFAULT_PRUNABLE, masks_from_scores, prunable_parameters, random_masks
+from espnet_s3net.masks.pruning import (
+    DEFAULT_PRUNABLE,
+    UNSTRUCTURED,
+    check_pattern,
+    masks_from_scores,
+    nm_masks,
+    prunable_parameters,
+    random_masks,
+)
 from espnet_s3net.train.schedules import count_update
 
 Batch = Tuple[torch.Tensor, torch.Tensor]
 
 #: extraction config keys (YAML) and their defaults
-DEFAULTS = dict(method="te", scope="layerwise", sparsity=0.5, seed=0, batch_bins=480000, batches=8,
-                lth_steps=50, lth_lr=1e-4, lth_rounds=1, include=None, exclude=None)
+DEFAULTS = dict(method="te", scope="layerwise", sparsity=0.5, pattern=UNSTRUCTURED, seed=0, batch_bins=480000,
+                batches=8, lth_steps=50, lth_lr=1e-4, lth_rounds=1, include=None, exclude=None)
 
 
 def language_batches(data_dir: str, batch_bins: int, max_batches: int, seed: int) -> List[Batch]:
@@ -113,10 +129,11 @@ def taylor_importance(model: torch.nn.Module, params: Dict[str, torch.nn.Paramet
 def lth_masks(model: torch.nn.Module, names: Sequence[str],
               find_params: Callable[[torch.nn.Module], Dict[str, torch.nn.Parameter]],
               batches: Sequence[Batch], steps: int, lr: float, rounds: int, sparsity: float, scope: str,
-              device: torch.device) -> Dict[str, torch.Tensor]:
+              device: torch.device, pattern: str = UNSTRUCTURED) -> Dict[str, torch.Tensor]:
     """Lottery-ticket masks of one language (see the module docstring)."""
     trained = copy.deepcopy(model)
     params = find_params(trained)
+    nm = check_pattern(pattern, {n: params[n].shape for n in names}, sparsity)
     start = {k: v.detach().clone() for k, v in trained.state_dict().items()}
     keep = {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
     data = _cycle(batches)
@@ -135,10 +152,14 @@ def lth_masks(model: torch.nn.Module, names: Sequence[str],
             with torch.no_grad():
                 for n in names:
                     params[n].mul_(keep[n])
-        target = 1.0 - (1.0 - sparsity) ** (r / rounds)
+        final = r == rounds
+        target = sparsity if final else 1.0 - (1.0 - sparsity) ** (r / rounds)
         # already pruned entries stay pruned: they score below every surviving weight
         scores = {n: torch.where(keep[n], params[n].detach().abs(), torch.full_like(params[n], -1.0)) for n in names}
-        keep = masks_from_scores(scores, target, scope)
+        if nm is not None and not final:  # each group's n highest stay, for the final N:M round
+            protected = nm_masks(scores, *nm)
+            scores = {n: torch.where(protected[n], math.inf, s) for n, s in scores.items()}
+        keep = masks_from_scores(scores, target, scope, pattern if final else UNSTRUCTURED)
     return keep
 
 
@@ -147,16 +168,18 @@ def extract_language(method: str, model: torch.nn.Module, find_params, batches: 
     """Masks of one language with ``method`` in te | lth | random; torch's RNG is seeded with
     ``seed`` for the passes and the caller's RNG state is left as it was."""
     params = find_params(model)
+    # a pattern that contradicts the sparsity or the tensors fails before any pass
+    check_pattern(cfg["pattern"], {n: p.shape for n, p in params.items()}, cfg["sparsity"])
     if method == "te":
         with _seeded(seed, device):
             scores = taylor_importance(model, params, batches, device)
-        return masks_from_scores(scores, cfg["sparsity"], cfg["scope"])
+        return masks_from_scores(scores, cfg["sparsity"], cfg["scope"], cfg["pattern"])
     if method == "lth":
         with _seeded(seed, device):
             return lth_masks(model, list(params), find_params, batches, cfg["lth_steps"], cfg["lth_lr"],
-                             cfg["lth_rounds"], cfg["sparsity"], cfg["scope"], device)
+                             cfg["lth_rounds"], cfg["sparsity"], cfg["scope"], device, cfg["pattern"])
     if method == "random":
-        return random_masks(params, cfg["sparsity"], cfg["scope"], seed)
+        return random_masks(params, cfg["sparsity"], cfg["scope"], seed, cfg["pattern"])
     raise ValueError(f"unknown extraction method {method!r}: te, lth or random")
 
 
@@ -226,15 +249,16 @@ def extract_subnets(model: torch.nn.Module, langs: Sequence[str], data_root: str
     for lang in langs:
         tmp = os.path.join(tmp_dir, f"{lang}.pt")
         saved = torch.load(tmp, weights_only=True) if os.path.exists(tmp) else None
-        if saved is not None and saved["config"] == cfg and saved["source"] == source:
+        # a key missing from a saved config (saved before the key existed) had its default
+        if saved is not None and {**DEFAULTS, **saved["config"]} == cfg and saved["source"] == source:
             logging.info(f"{lang}: reusing {tmp}")
             dense[lang] = saved["masks"]
         else:
             todo.append(lang)
     what = f"{cfg['method']} extraction"
     if todo:
-        logging.info(f"{what} ({cfg['scope']}, sparsity {cfg['sparsity']}) of {len(todo)} language(s): "
-                     f"{' '.join(todo)}")
+        logging.info(f"{what} ({cfg['scope']}, sparsity {cfg['sparsity']}, {cfg['pattern']}) of "
+                     f"{len(todo)} language(s): {' '.join(todo)}")
     progress = Progress(len(todo), what, interval_s=0.0)
     for lang in todo:
         logging.info(f"{lang}: {what}")
@@ -247,7 +271,7 @@ def extract_subnets(model: torch.nn.Module, langs: Sequence[str], data_root: str
         torch.save({"config": cfg, "source": source, "masks": dense[lang]}, tmp + ".tmp")
         os.replace(tmp + ".tmp", tmp)
         progress.update()
-    meta = {k: cfg[k] for k in ("method", "scope", "sparsity", "seed")}
+    meta = {k: cfg[k] for k in ("method", "scope", "sparsity", "pattern", "seed")}
     meta.update(config=cfg, source_fingerprint=source, source_model=source_model)
     subnets = SubnetMasks.from_dense({lang: dense[lang] for lang in langs}, meta)
     subnets.save(output)

@@ -5,10 +5,13 @@ File layout (``torch.save`` of plain types, loaded with ``weights_only=True``)::
     {"format": "espnet_s3net.subnet_masks", "version": 1,
      "names": [...], "shapes": [[...], ...], "languages": [...],
      "bits": {lang: uint8 tensor},   # numpy.packbits of the concatenated flat masks
-     "meta": {method, scope, sparsity, seed, source_fingerprint, config, ...}}
+     "meta": {method, scope, sparsity, pattern, seed, source_fingerprint, config, ...}}
 
 One bit per prunable weight per language (plus < 1 byte of padding per language).
-True / 1 = kept (in the sub-network).
+True / 1 = kept (in the sub-network). ``meta["pattern"]`` is ``"unstructured"`` (also for
+files without it) or ``"n:m"``: every language's masks keep exactly ``n`` of every ``m``
+consecutive input weights of each row (:mod:`espnet_s3net.masks.pruning`), checked
+whenever masks are built or loaded.
 """
 
 import hashlib
@@ -17,6 +20,8 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import torch
+
+from espnet_s3net.masks.pruning import UNSTRUCTURED, check_pattern, nm_violation
 
 FORMAT = "espnet_s3net.subnet_masks"
 VERSION = 1
@@ -56,21 +61,23 @@ class SubnetMasks:
         names: prunable tensor names (relative to the XLSR model).
         shapes: their shapes.
         bits: language -> packed bits (uint8 tensor), masks concatenated in ``names`` order.
-        meta: method, scope, sparsity, seed, source_fingerprint, ...
+        meta: method, scope, sparsity, pattern, seed, source_fingerprint, ...
+        source: what the masks are called in errors (the path, for a loaded file).
     """
 
     def __init__(self, names: Sequence[str], shapes: Sequence[Sequence[int]],
-                 bits: Dict[str, torch.Tensor], meta: Dict[str, Any]):
+                 bits: Dict[str, torch.Tensor], meta: Dict[str, Any], source: str = "the mask file"):
         self.names: List[str] = list(names)
         self.shapes: Dict[str, torch.Size] = {n: torch.Size(s) for n, s in zip(names, shapes)}
         self.languages: List[str] = sorted(bits)
         self.meta = dict(meta)
-        self.source = "the mask file"  # set to the path by load()
+        self.source = source
         self._bits = bits
         self._numel = sum(s.numel() for s in self.shapes.values())
         for lang, packed in bits.items():
             if packed.numel() != (self._numel + 7) // 8:
                 raise ValueError(f"mask bits of {lang} hold {packed.numel()} bytes, expected {(self._numel + 7) // 8}")
+        self.check_pattern()
 
     @classmethod
     def from_dense(cls, masks: Dict[str, Dict[str, torch.Tensor]], meta: Dict[str, Any]) -> "SubnetMasks":
@@ -97,9 +104,7 @@ class SubnetMasks:
             raise ValueError(f"{path} is not an espnet_s3net mask file")
         if data["version"] != VERSION:
             raise ValueError(f"{path}: mask file version {data['version']}, this toolkit reads {VERSION}")
-        masks = cls(data["names"], data["shapes"], data["bits"], data["meta"])
-        masks.source = f"mask file {path}"
-        return masks
+        return cls(data["names"], data["shapes"], data["bits"], data["meta"], source=f"mask file {path}")
 
     def save(self, path: str) -> None:
         """Write atomically (temp file + rename)."""
@@ -135,6 +140,27 @@ class SubnetMasks:
     def dense(self, lang: str) -> Dict[str, torch.Tensor]:
         """``{name: bool tensor of the tensor's shape}`` for ``lang``."""
         return self.split(self.flat(lang))
+
+    @property
+    def pattern(self) -> str:
+        """``"unstructured"`` or ``"n:m"`` (``meta["pattern"]``; unstructured if absent)."""
+        return self.meta.get("pattern", UNSTRUCTURED)
+
+    def check_pattern(self) -> None:
+        """Raise ValueError naming the language and tensor whose mask breaks :attr:`pattern`
+        (or the tensor the pattern does not fit)."""
+        try:
+            nm = check_pattern(self.pattern, self.shapes)
+        except ValueError as exc:
+            raise ValueError(f"{self.source}: {exc}") from None
+        if nm is None:
+            return
+        for lang in self.languages:
+            for name, mask in self.split(unpack_bits(self.packed(lang), self._numel)).items():
+                where = nm_violation(mask, *nm)
+                if where is not None:
+                    raise ValueError(f"{self.source}: the mask of language {lang} breaks its pattern {self.pattern}: "
+                                     f"tensor {name} {tuple(mask.shape)}, {where}, not {nm[0]}")
 
     def check_model(self, module: torch.nn.Module) -> None:
         """Raise ValueError naming the first tensor missing from ``module`` or of another shape."""

@@ -1,13 +1,20 @@
-"""Which tensors are prunable, and scores -> binary masks (layerwise or global).
+"""Which tensors are prunable, and scores -> binary masks (layerwise or global, unstructured or N:M).
 
 A mask keeps the highest scores and prunes the lowest: ``round(sparsity · n)`` entries
 per tensor (layerwise: every tensor gets exactly the target sparsity) or over all
 prunable tensors at once (global: one threshold). Ties are broken by position (a
 stable sort), so masks are deterministic.
+
+Pattern ``"n:m"`` (N:M structured sparsity, e.g. ``"2:4"`` for sparse tensor cores): of
+every ``m`` consecutive weights along the last dimension (a Linear weight (out, in): its
+input dimension) of each row, the ``n`` highest-scored are kept, ties pruned by position
+as above. The sparsity is then ``1 - n/m`` in every group, so layerwise and global give
+the same masks; both are accepted.
 """
 
+import math
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -17,6 +24,7 @@ DEFAULT_PRUNABLE = (
     r"(attention\.(q|k|v|out)_proj|feed_forward\.(intermediate|output)_dense)\.weight$"
 )
 SCOPES = ("layerwise", "global")
+UNSTRUCTURED = "unstructured"
 
 
 def prunable_parameters(
@@ -40,12 +48,74 @@ def _keep_flat(scores: torch.Tensor, n_prune: int) -> torch.Tensor:
     return keep
 
 
-def masks_from_scores(scores: Dict[str, torch.Tensor], sparsity: float, scope: str) -> Dict[str, torch.Tensor]:
-    """Bool masks keeping the highest ``scores`` at the given sparsity (fraction pruned)."""
+def parse_pattern(pattern: str) -> Optional[Tuple[int, int]]:
+    """``None`` for ``"unstructured"``, ``(n, m)`` for ``"n:m"`` (n kept of every m, 0 < n < m)."""
+    if pattern == UNSTRUCTURED:
+        return None
+    match = re.fullmatch(r"(\d+):(\d+)", pattern) if isinstance(pattern, str) else None
+    if match is None:
+        hint = (' (quote it in YAML, pattern: "2:4"; unquoted, YAML reads 2:4 as the base-60 number 124)'
+                if isinstance(pattern, int) else "")
+        raise ValueError(f"pattern must be {UNSTRUCTURED!r} or 'n:m' (e.g. '2:4'), got {pattern!r}{hint}")
+    n, m = int(match[1]), int(match[2])
+    if not 0 < n < m:
+        raise ValueError(f"pattern {pattern}: n and m must be positive integers with n < m (n kept of every m)")
+    return n, m
+
+
+def check_pattern(pattern: str, shapes: Dict[str, Sequence[int]],
+                  sparsity: Optional[float] = None) -> Optional[Tuple[int, int]]:
+    """:func:`parse_pattern`, checked against the tensors' ``shapes`` (``m`` must divide each
+    input size, the last dimension) and, if given, ``sparsity`` (must be ``1 - n/m``)."""
+    nm = parse_pattern(pattern)
+    if nm is None:
+        return None
+    n, m = nm
+    if sparsity is not None and not math.isclose(sparsity, 1.0 - n / m, abs_tol=1e-6):
+        raise ValueError(f"sparsity {sparsity} contradicts pattern {pattern}: keeping {n} of every {m} weights "
+                         f"is sparsity 1 - {n}/{m} = {1.0 - n / m:g}")
+    for name, shape in shapes.items():
+        if shape[-1] % m:
+            raise ValueError(f"pattern {pattern} does not fit tensor {name} of shape {tuple(shape)}: "
+                             f"its input size {shape[-1]} is not a multiple of {m}")
+    return nm
+
+
+def nm_masks(scores: Dict[str, torch.Tensor], n: int, m: int) -> Dict[str, torch.Tensor]:
+    """Bool masks keeping the ``n`` highest ``scores`` of every ``m`` consecutive entries along
+    the last dimension (its size a multiple of ``m``)."""
+    out = {}
+    for name, s in scores.items():
+        groups = s.detach().float().reshape(-1, m)
+        keep = torch.ones_like(groups, dtype=torch.bool)
+        keep.scatter_(1, torch.sort(groups, dim=1, stable=True).indices[:, :m - n], False)
+        out[name] = keep.view(s.shape)
+    return out
+
+
+def nm_violation(mask: torch.Tensor, n: int, m: int) -> Optional[str]:
+    """Where 0/1 ``mask`` (..., in; bool or uint8) first breaks N:M (``"row r, input columns
+    c..c+m-1 keep k"``, rows counted over the leading dimensions), or ``None`` if it is N:M."""
+    counts = mask.reshape(-1, m).sum(1, dtype=torch.uint8 if m < 256 else torch.int64)  # uint8: ~5x faster
+    bad = counts != n
+    if not bad.any():
+        return None
+    group, per_row = int(bad.nonzero()[0, 0]), mask.shape[-1] // m
+    col = group % per_row * m
+    return f"row {group // per_row}, input columns {col}..{col + m - 1} keep {int(counts[group])}"
+
+
+def masks_from_scores(scores: Dict[str, torch.Tensor], sparsity: float, scope: str,
+                      pattern: str = UNSTRUCTURED) -> Dict[str, torch.Tensor]:
+    """Bool masks keeping the highest ``scores`` at the given sparsity (fraction pruned);
+    with an N:M ``pattern`` the ``n`` highest of every group (any scope)."""
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    nm = check_pattern(pattern, {name: s.shape for name, s in scores.items()}, sparsity)
+    if nm is not None:
+        return nm_masks(scores, *nm)
     if scope == "layerwise":
         return {
             name: _keep_flat(s.detach().reshape(-1).float(), round(sparsity * s.numel())).view(s.shape)
@@ -65,8 +135,10 @@ def magnitude_masks(params: Dict[str, torch.Tensor], sparsity: float, scope: str
     return masks_from_scores({n: p.detach().abs() for n, p in params.items()}, sparsity, scope)
 
 
-def random_masks(params: Dict[str, torch.Tensor], sparsity: float, scope: str, seed: int) -> Dict[str, torch.Tensor]:
-    """The random control: the same sparsity per tensor (layerwise) or in total (global)."""
+def random_masks(params: Dict[str, torch.Tensor], sparsity: float, scope: str, seed: int,
+                 pattern: str = UNSTRUCTURED) -> Dict[str, torch.Tensor]:
+    """The random control: the same sparsity per tensor (layerwise) or in total (global),
+    or the same N:M ``pattern``."""
     gen = torch.Generator().manual_seed(seed)
     scores = {n: torch.rand(p.shape, generator=gen) for n, p in params.items()}
-    return masks_from_scores(scores, sparsity, scope)
+    return masks_from_scores(scores, sparsity, scope, pattern)

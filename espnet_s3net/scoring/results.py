@@ -345,11 +345,14 @@ def _ablation_section(table, control: str, mask_meta: Mapping[str, dict], metric
     global before layerwise, as the paper orders them."""
     lines = ["## Ablation: how the sub-networks are found", "",
              f"{metric} (%), mean ± sd over seeds. none: the control ({control}), the same training without "
-             "sub-networks; the other rows differ only in their mask file (method, scope and sparsity from it).", "",
+             "sub-networks; the other rows differ only in their mask file (method, scope, N:M pattern and "
+             "sparsity from it).", "",
              _row(["sub-network", "arm", "sparsity", "High", "Low", "Avg"]), "|---|---|---:|---:|---:|---:|"]
     rows = [("none", control, "-")]
     for name, meta in sorted(mask_meta.items(), key=lambda item: (item[1].get("scope") != "global", item[0])):
         label = f"{meta.get('scope', '?')} {str(meta.get('method', '?')).upper()}"
+        if meta.get("pattern", "unstructured") != "unstructured":
+            label += f" {meta['pattern']}"
         sparsity = meta.get("sparsity")
         rows.append((label, name, "-" if sparsity is None else f"{float(sparsity):.2f}"))
     for label, name, sparsity in rows:

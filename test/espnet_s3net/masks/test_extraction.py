@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from espnet_s3net.masks.extraction import extract_language, lth_masks, taylor_importance
-from espnet_s3net.masks.pruning import prunable_parameters
+from espnet_s3net.masks.mask_file import SubnetMasks
+from espnet_s3net.masks.pruning import check_pattern, nm_masks, nm_violation, prunable_parameters
 from espnet_s3net.models.pretrain_model import XLSRPretrainModel, find_xlsr
 
 NAME = "encoder.transformer.layers.0.attention.q_proj.weight"
@@ -66,7 +69,7 @@ def test_iterative_lth_reaches_the_target_and_same_seed_same_masks():
     runs = [lth_masks(Linear(w), [NAME], _params, _batches(), steps=5, lr=0.05, rounds=3, sparsity=0.75,
                       scope="layerwise", device=torch.device("cpu"))[NAME] for _ in range(2)]
     assert (~runs[0]).sum() == 9 and torch.equal(runs[0], runs[1])
-    cfg = {"sparsity": 0.5, "scope": "global"}
+    cfg = {"sparsity": 0.5, "scope": "global", "pattern": "unstructured"}
     a = extract_language("random", Linear(w), _params, [], cfg, torch.device("cpu"), seed=5)
     b = extract_language("random", Linear(w), _params, [], cfg, torch.device("cpu"), seed=5)
     assert torch.equal(a[NAME], b[NAME])
@@ -140,6 +143,21 @@ def test_iterative_lth_rewinds_every_tensor_at_each_round_start():
     assert torch.equal(model.b.detach(), start["b"]) and model.count == 0  # the caller's copy untouched
 
 
+def test_iterative_nm_lth_never_prunes_more_than_m_minus_n_of_a_group():
+    # rounds 1-2 (targets 1 - 0.5^(1/3), 1 - 0.5^(2/3): 2 then 3 of 8 pruned): round 1 prunes
+    # |-0.05|, |-0.10| (row 1); round 2's next lowest survivor is row 1's 0.30, which would
+    # leave row 1 one weight, so it prunes row 0's -0.35 instead; the final 2:4 round then
+    # prunes row 0's 0.40 and keeps what survived.
+    seen = []
+    keep = lth_masks(Drift(W0, D, record=seen.append), ["w"], _w, TOY_BATCHES, rounds=3, sparsity=0.5,
+                     pattern="2:4", **LTH)["w"]
+    assert [(state["w"] != 0).tolist() for state in seen[3::3]] == [
+        [[True, True, True, True], [True, False, False, True]],
+        [[True, True, True, False], [True, False, False, True]],
+    ]
+    assert keep.tolist() == [[True, True, False, False], [True, False, False, True]]
+
+
 def _noisy_xlsr_tiny():
     """xlsr_tiny where train mode matters (dropout, LayerDrop, Gumbel noise, temperature)."""
     torch.manual_seed(0)
@@ -156,7 +174,7 @@ def _xlsr_params(model):
     return prunable_parameters(find_xlsr(model))
 
 
-TE = {"sparsity": 0.5, "scope": "layerwise"}
+TE = {"sparsity": 0.5, "scope": "layerwise", "pattern": "unstructured"}
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -221,3 +239,73 @@ def test_extract_subnets_logs_an_eta_per_language_and_resumes(tmp_path, caplog):
     for name in first.names:  # reused as stored; extracted alone, the same masks
         assert torch.equal(again.dense("fr")[name], first.dense("fr")[name]), name
         assert torch.equal(alone.dense("fr")[name], first.dense("fr")[name]), name
+
+
+NM = {**TE, "pattern": "2:4", "lth_steps": 2, "lth_lr": 1e-3, "lth_rounds": 2}
+
+
+@pytest.mark.parametrize("method", ["te", "lth", "random"])
+def test_nm_extraction_gives_nm_masks(method):
+    model = _noisy_xlsr_tiny()
+    masks = extract_language(method, model, _xlsr_params, _speech_batches(), NM, torch.device("cpu"), seed=7)
+    assert set(masks) == set(_xlsr_params(model))
+    for name, mask in masks.items():
+        assert nm_violation(mask, 2, 4) is None, name
+    if method == "te":  # the two highest (g θ)^2 of every group of 4 input weights
+        with torch.random.fork_rng():
+            torch.manual_seed(7)
+            scores = taylor_importance(model.eval(), _xlsr_params(model), _speech_batches(), torch.device("cpu"))
+        for name, keep in nm_masks(scores, 2, 4).items():
+            assert torch.equal(masks[name], keep), name
+
+
+def test_nm_extraction_bad_config_fails_before_any_pass(tmp_path):
+    from espnet_s3net.masks.extraction import DEFAULTS, extract_subnets
+
+    model = _noisy_xlsr_tiny()
+    calls = []
+    model.register_forward_pre_hook(lambda *args: calls.append(1))
+    with pytest.raises(ValueError, match="sparsity 0.5 contradicts pattern 1:4: keeping 1 of every 4 weights is "
+                                         "sparsity 1 - 1/4 = 0.75"):
+        extract_language("te", model, _xlsr_params, _speech_batches(), {**NM, "pattern": "1:4"},
+                         torch.device("cpu"), seed=7)
+    with pytest.raises(ValueError, match=r"pattern 1:3 does not fit tensor encoder\.transformer\.layers\.0\."
+                                         r"attention\.k_proj\.weight of shape \(64, 64\): its input size 64 is not"):
+        extract_language("lth", model, _xlsr_params, _speech_batches(), {**NM, "pattern": "1:3", "sparsity": 2 / 3},
+                         torch.device("cpu"), seed=7)
+    assert not calls
+    cfg = {**DEFAULTS, "method": "random", "pattern": "2:4"}
+    out = str(tmp_path / "masks.pt")
+    masks = extract_subnets(model, ["es"], str(tmp_path), cfg, out, torch.device("cpu"), "/m/model.pth")
+    assert masks.meta["pattern"] == "2:4" and masks.meta["config"]["pattern"] == "2:4"
+    assert SubnetMasks.load(out).pattern == "2:4"
+
+
+
+def test_results_saved_before_the_pattern_key_are_reused(tmp_path, caplog):
+    from espnet_s3net.masks.extraction import DEFAULTS, extract_subnets
+
+    model = _noisy_xlsr_tiny()
+    cfg = {**DEFAULTS, "method": "random"}
+    out = str(tmp_path / "masks.pt")
+    extract_subnets(model, ["es"], str(tmp_path), cfg, out, torch.device("cpu"), "/m/model.pth")
+    tmp = tmp_path / "tmp" / "es.pt"
+    saved = torch.load(tmp, weights_only=True)
+    del saved["config"]["pattern"]
+    torch.save(saved, tmp)
+    with caplog.at_level("INFO"):
+        extract_subnets(model, ["es"], str(tmp_path), cfg, out, torch.device("cpu"), "/m/model.pth")
+    assert "es: reusing" in caplog.text
+    with caplog.at_level("INFO"):
+        extract_subnets(model, ["es"], str(tmp_path), {**cfg, "pattern": "2:4"}, out, torch.device("cpu"), "/m/m.pth")
+    assert "random extraction (layerwise, sparsity 0.5, 2:4) of 1 language(s): es" in caplog.text
+
+
+def test_recipe_extraction_configs_are_valid():
+    from espnet_s3net.masks.extraction import load_config
+
+    confs = sorted((Path(__file__).parents[3] / "egs2/commonvoice_s3net/ssl1/conf").glob("extract_*.yaml"))
+    for conf in confs:
+        cfg = load_config(str(conf))
+        check_pattern(cfg["pattern"], {}, cfg["sparsity"])
+    assert load_config(str(confs[0].with_name("extract_lth_2of4.yaml")))["pattern"] == "2:4"

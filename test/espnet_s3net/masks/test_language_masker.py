@@ -5,6 +5,7 @@ import torch
 
 from espnet_s3net.masks.language_masker import MaskedLinear, attach_masker, find_maskers
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+from espnet_s3net.masks.pruning import nm_violation, prunable_parameters, random_masks
 
 NAMES = ["encoder.transformer.layers.0.attention.q_proj.weight",
          "encoder.transformer.layers.0.feed_forward.intermediate_dense.weight"]
@@ -264,3 +265,39 @@ def test_amp_masked_steps_on_cuda(dtype):
         assert not torch.equal(params[n].detach()[es[n]], before[n][es[n]]), n
     if dtype == torch.float16:
         assert scaler.get_scale() < 65536.0  # the poisoned step was skipped and the scale lowered
+
+
+def test_training_with_nm_masks_keeps_the_pattern(tmp_path):
+    """Masked training (and so fine-tuning, which runs the same masker) never changes the
+    masks: after steps of two languages the masks used and the file are still 2:4."""
+    from espnet_s3net.models.pretrain_model import XLSRPretrainModel
+
+    torch.manual_seed(0)
+    params = prunable_parameters(XLSRPretrainModel({"name": "xlsr_tiny"}).xlsr)
+    dense = {lang: random_masks(params, 0.5, "layerwise", i, "2:4") for i, lang in enumerate(("es", "fr"))}
+    path = str(tmp_path / "masks.pt")
+    SubnetMasks.from_dense(dense, {"pattern": "2:4"}).save(path)
+    model = XLSRPretrainModel({"name": "xlsr_tiny"}, mask_file=path)
+    (masker,) = find_maskers(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    masker.attach_optimizer(optimizer)
+    weights = dict(model.xlsr.named_parameters())
+    gen = torch.Generator().manual_seed(0)
+    for lang in ("es", "fr", "es", "fr"):
+        masker.activate(lang)
+        for layer, name in zip(masker.layers, masker.masks.names):
+            assert nm_violation(layer.lang_mask, 2, 4) is None, (lang, name)
+        before = {n: weights[n].detach().clone() for n in params}
+        loss, _, _ = model(0.1 * torch.randn(2, 16000, generator=gen), torch.tensor([16000, 12000]))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        for n, keep in dense[lang].items():
+            assert torch.equal(weights[n].detach()[~keep], before[n][~keep]), (lang, n)
+            assert not torch.equal(weights[n].detach()[keep], before[n][keep]), (lang, n)
+    masker.deactivate()
+    for masks in (masker.masks, SubnetMasks.load(path)):
+        assert masks.pattern == "2:4"
+        for lang in dense:
+            for n, mask in masks.dense(lang).items():
+                assert torch.equal(mask, dense[lang][n]) and nm_violation(mask, 2, 4) is None, (lang, n)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits, unpack_bits_by_shifts
+from espnet_s3net.masks.pruning import random_masks
 
 
 def _masks(shapes, langs=("es", "fr"), seed=0):
@@ -61,3 +62,37 @@ def test_not_a_mask_file(tmp_path):
     torch.save({"x": 1}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not an espnet_s3net mask file"):
         SubnetMasks.load(str(tmp_path / "x.pt"))
+
+
+def _nm_masks(seed=0):
+    params = {"t0": torch.zeros(3, 8), "t1": torch.zeros(2, 12)}
+    return {lang: random_masks(params, 0.5, "layerwise", seed + i, "2:4") for i, lang in enumerate(("es", "fr"))}
+
+
+def test_nm_pattern_round_trips_and_old_files_are_unstructured(tmp_path):
+    dense = _nm_masks()
+    SubnetMasks.from_dense(dense, {"pattern": "2:4"}).save(str(tmp_path / "m.pt"))
+    loaded = SubnetMasks.load(str(tmp_path / "m.pt"))
+    assert loaded.pattern == "2:4" and loaded.meta["pattern"] == "2:4"
+    assert all(torch.equal(loaded.dense(lang)[n], m) for lang in dense for n, m in dense[lang].items())
+    assert SubnetMasks.from_dense(_masks([(3, 5)]), {}).pattern == "unstructured"
+
+
+def test_bits_that_break_the_pattern_are_refused(tmp_path):
+    dense = _nm_masks()
+    dense["fr"]["t1"][1, 4] = ~dense["fr"]["t1"][1, 4]
+    with pytest.raises(ValueError, match=r"^the mask file: the mask of language fr breaks its pattern 2:4: "
+                                         r"tensor t1 \(2, 12\), row 1, input columns 4..7 keep [13], not 2$"):
+        SubnetMasks.from_dense(dense, {"pattern": "2:4"})
+    path = tmp_path / "m.pt"
+    SubnetMasks.from_dense(dense, {}).save(str(path))  # a file whose pattern was changed afterwards
+    data = torch.load(path, weights_only=True)
+    data["meta"]["pattern"] = "2:4"
+    torch.save(data, path)
+    with pytest.raises(ValueError, match=f"^mask file {path}: the mask of language fr breaks its pattern 2:4: "
+                                         "tensor t1 "):
+        SubnetMasks.load(str(path))
+    data["meta"]["pattern"] = "1:3"
+    torch.save(data, path)
+    with pytest.raises(ValueError, match=rf"^mask file {path}: pattern 1:3 does not fit tensor t0 of shape \(3, 8\)"):
+        SubnetMasks.load(str(path))
