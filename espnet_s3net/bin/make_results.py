@@ -120,7 +120,7 @@ def single_seed(args: argparse.Namespace, langs, high) -> None:
         print(f"make_results: warning: {item}", file=sys.stderr)
     metric = "PER" if args.score == "score_wer" else "CER"
     table = results_table(rows, params, langs, high, metric,
-                          n_high=args.n_high if args.n_high is not None else 5)
+                          n_high=args.n_high or PAPER_N_HIGH)
     with open(args.output, "w", encoding="utf-8") as f:
         f.write("# Results\n\n" + table)
     print(table, end="")

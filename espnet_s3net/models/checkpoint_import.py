@@ -8,7 +8,11 @@ Two formats:
 Encoder names follow torchaudio's, which equal Hugging Face's without the
 ``wav2vec2.`` prefix; the pre-training heads (quantizer, ``project_q``,
 ``final_proj`` = HF ``project_hid``, mask embedding = HF ``masked_spec_embed``) are
-carried too, so pre-training can continue.
+carried too, so pre-training can continue. The CTC head of a fine-tuned
+``Wav2Vec2ForCTC`` directory (``lm_head``) is not part of the XLSR model and is skipped.
+The inverse mappings (:func:`huggingface_state`, :func:`config_to_huggingface`) write our
+models in Hugging Face's names (``espnet_s3net.bin.export_subnet``); both directions use
+the one name table ``_HF_NAMES``.
 
 A checkpoint carries its architecture (HF ``config.json``; fairseq ``cfg["model"]``, or
 the ``args`` namespace of older files): :func:`read_checkpoint_config` gives it, with the
@@ -57,20 +61,55 @@ _FAIRSEQ_RULES = [
 _WEIGHT_NORM = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
 
 
+# (XLSRModel name prefix, Hugging Face name prefix, inside HF's ``wav2vec2.`` base model)
+_HF_NAMES = (
+    ("feature_extractor.", "feature_extractor.", True),
+    ("encoder.feature_projection.", "feature_projection.", True),
+    ("encoder.transformer.", "encoder.", True),
+    ("mask_emb", "masked_spec_embed", True),
+    ("quantizer.", "quantizer.", False),
+    ("project_q.", "project_q.", False),
+    ("final_proj.", "project_hid.", False),
+)
+_HF_BASE = "wav2vec2."
+_HF_CTC_HEAD = "lm_head."
+
+
 def convert_huggingface_state(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """HF ``Wav2Vec2ForPreTraining``/``Wav2Vec2Model`` state dict -> XLSRModel names."""
+    """HF ``Wav2Vec2ForPreTraining``/``Wav2Vec2Model``/``Wav2Vec2ForCTC`` state dict ->
+    XLSRModel names (a CTC head is skipped; unknown keys are kept as-is and then reported
+    by the strict load)."""
     out = {}
     for key, value in state.items():
-        name = key[len("wav2vec2."):] if key.startswith("wav2vec2.") else key
-        if name.startswith("encoder.") and not name.startswith("encoder.transformer."):
-            name = "encoder.transformer." + name[len("encoder."):]
-        elif name.startswith("feature_projection."):
-            name = "encoder." + name
-        name = {"masked_spec_embed": "mask_emb"}.get(name, name)
-        name = name.replace("project_hid.", "final_proj.")
+        if key.startswith(_HF_CTC_HEAD):
+            continue
+        name = key[len(_HF_BASE):] if key.startswith(_HF_BASE) else key
+        for ours, theirs, _ in _HF_NAMES:
+            if name.startswith(theirs):
+                name = ours + name[len(theirs):]
+                break
         for old, new in _WEIGHT_NORM.items():
             name = name.replace(f"pos_conv_embed.conv.{old}", f"pos_conv_embed.conv.{new}")
         out[name] = value
+    return out
+
+
+def huggingface_state(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """XLSRModel state dict -> HF ``Wav2Vec2ForPreTraining`` names (the encoder under
+    ``wav2vec2.``, as in ``Wav2Vec2ForCTC`` too); the inverse of
+    :func:`convert_huggingface_state`. The quantizer's update counter (a training
+    statistic HF does not keep) is dropped; a tensor without HF counterpart (e.g. language
+    modules) raises ``ValueError`` naming it."""
+    out = {}
+    for name, value in state.items():
+        if name == "quantizer.num_updates":
+            continue
+        for ours, theirs, in_base in _HF_NAMES:
+            if name.startswith(ours):
+                out[(_HF_BASE if in_base else "") + theirs + name[len(ours):]] = value
+                break
+        else:
+            raise ValueError(f"tensor {name} of the XLSR model has no Hugging Face wav2vec2 counterpart")
     return out
 
 
@@ -114,6 +153,28 @@ def config_from_huggingface(config: Dict) -> XLSRConfig:
         diversity_weight=config.get("diversity_loss_weight", 0.1),
         mask_prob=config.get("mask_time_prob", 0.65), mask_length=config.get("mask_time_length", 10),
         min_masks=config.get("mask_time_min_masks", 2),
+    )
+
+
+def config_to_huggingface(cfg: XLSRConfig) -> Dict:
+    """``Wav2Vec2Config`` keyword arguments of ``cfg``; the inverse of
+    :func:`config_from_huggingface` except for ``feature_grad_mult``, ``latent_temp`` and
+    ``feature_penalty_weight``, which HF does not have (``codevector_dim`` is written resolved)."""
+    return dict(
+        feat_extract_norm="layer" if cfg.extractor_mode == "layer_norm" else "group",
+        conv_dim=[c for c, _, _ in cfg.conv_layers], conv_kernel=[k for _, k, _ in cfg.conv_layers],
+        conv_stride=[s for _, _, s in cfg.conv_layers], conv_bias=cfg.conv_bias,
+        hidden_size=cfg.embed_dim, num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+        intermediate_size=cfg.ffn_dim, num_conv_pos_embeddings=cfg.pos_conv_kernel,
+        num_conv_pos_embedding_groups=cfg.pos_conv_groups, do_stable_layer_norm=cfg.layer_norm_first,
+        hidden_dropout=cfg.dropout, attention_dropout=cfg.attention_dropout,
+        activation_dropout=cfg.activation_dropout, feat_proj_dropout=cfg.dropout_input,
+        feat_quantizer_dropout=cfg.dropout_features, layerdrop=cfg.layer_drop,
+        proj_codevector_dim=cfg.final_dim, codevector_dim=cfg.quantizer_dim,
+        num_codevector_groups=cfg.latent_groups, num_codevectors_per_group=cfg.latent_vars,
+        num_negatives=cfg.num_negatives, contrastive_logits_temperature=cfg.logit_temp,
+        diversity_loss_weight=cfg.diversity_weight, mask_time_prob=cfg.mask_prob,
+        mask_time_length=cfg.mask_length, mask_time_min_masks=cfg.min_masks,
     )
 
 

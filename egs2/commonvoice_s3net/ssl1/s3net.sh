@@ -46,6 +46,8 @@
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (s3net.sh:${BASH_LINENO[0]}) $*"; }
+# a job of stages 7-10: log $1 when it starts (it may wait for a free slot), then run the rest
+log_then() { log "$1"; shift; "$@"; }
 
 # general
 stage=0                 # first stage to run
@@ -382,8 +384,8 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
             log "Stage 7: ${out}/masks.pt exists"
             continue
         fi
-        log "Stage 7: ${method} sub-networks of ${langs} -> ${out}/masks.pt"
-        pool_run "${out}/extract.log" extract_job "${method}" "${out}"
+        pool_run "${out}/extract.log" log_then "Stage 7: ${method} sub-networks of ${langs} -> ${out}/masks.pt" \
+            extract_job "${method}" "${out}"
     done
     pool_wait || { log "Error: stage 7 failed (see the logs named above)"; exit 1; }
 fi
@@ -448,10 +450,10 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
             log "Stage 8: continued training of ${model} already finished: ${out}/${inference_model}"
             continue
         fi
-        log "Stage 8: continued training of ${model} -> ${out}"
         # the experiment carries its masks (the trainer also records their fingerprint)
         case "${model}" in s3net_*) mkdir -p "${out}"; cp "${masks}" "${out}/masks.pt" ;; esac
-        pool_run "${out}/train.log" continued_job "${out}" "${seed}" "${_model_conf}"
+        pool_run "${out}/train.log" log_then "Stage 8: continued training of ${model} -> ${out}" \
+            continued_job "${out}" "${seed}" "${_model_conf}"
     done
     pool_wait || { log "Error: stage 8 failed (see the logs named above)"; exit 1; }
 fi
@@ -510,8 +512,8 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
             log "Stage 9: fine-tuning of ${model} already finished: ${out}/${inference_model}"
             continue
         fi
-        log "Stage 9: CTC fine-tuning (${token_type}) of ${model} (${src}) -> ${out}"
-        pool_run "${out}/train.log" finetune_job "${out}" "${seed}" "${_opts}"
+        pool_run "${out}/train.log" log_then "Stage 9: CTC fine-tuning (${token_type}) of ${model} (${src}) -> ${out}" \
+            finetune_job "${out}" "${seed}" "${_opts}"
     done
     pool_wait || { log "Error: stage 9 failed (see the logs named above)"; exit 1; }
 fi

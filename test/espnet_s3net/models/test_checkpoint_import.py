@@ -13,7 +13,10 @@ transformers = pytest.importorskip("transformers")
 from espnet_s3net.asr.frontend.s3net import S3NetFrontend  # noqa: E402
 from espnet_s3net.models.checkpoint_import import (  # noqa: E402
     config_from_fairseq,
+    config_to_huggingface,
+    convert_huggingface_state,
     from_checkpoint,
+    huggingface_state,
     load_pretrained,
     read_checkpoint_config,
     read_huggingface_config,
@@ -65,6 +68,42 @@ def test_huggingface_import_matches(tmp_path, pre_ln, codevector_dim):
     torch.testing.assert_close(hidden[-1], hf_hidden, atol=1e-4, rtol=0)
     torch.testing.assert_close(targets, hf_out.projected_quantized_states[mask], atol=1e-4, rtol=0)
     torch.testing.assert_close(ours.final_proj(hidden[-1]), hf_out.projected_states, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("changes", [{}, dict(extractor_mode="layer_norm", conv_bias=True, layer_norm_first=True,
+                                               codevector_dim=24, latent_temp=(2.0, 0.1, 0.9))],
+                         ids=["post_ln", "pre_ln"])
+def test_huggingface_export_matches_and_round_trips(tmp_path, changes):
+    """Ours -> HF names and config: transformers' Wav2Vec2ForPreTraining takes every tensor
+    (strictly) and computes the same hidden states; HF -> ours gives the model back, except
+    the settings HF has no field for."""
+    cfg = get_config("xlsr_tiny", dropout=0.1, mask_prob=0.5, min_masks=1, **changes)
+    torch.manual_seed(0)
+    ours = XLSRModel(cfg).eval()
+    state = ours.state_dict()
+    hf = transformers.Wav2Vec2ForPreTraining(transformers.Wav2Vec2Config(**config_to_huggingface(cfg))).eval()
+    hf.load_state_dict(huggingface_state(state))
+    wav = torch.randn(2, 4000)
+    with torch.no_grad():
+        hidden, _, _ = ours.encode(wav)
+        torch.testing.assert_close(hf.wav2vec2(wav).last_hidden_state, hidden[-1], atol=1e-4, rtol=0)
+    back = convert_huggingface_state(hf.state_dict())
+    assert sorted(back) == sorted(k for k in state if k != "quantizer.num_updates")
+    assert all(torch.equal(back[k], state[k]) for k in back)
+
+    hf.save_pretrained(tmp_path)
+    read = read_huggingface_config(str(tmp_path))
+    assert read.architecture() == cfg.architecture()
+    without_hf_field = {"feature_grad_mult", "latent_temp", "feature_penalty_weight"}
+    assert {f: getattr(read, f) for f in TRAINING_FIELDS if f not in without_hf_field} == {
+        f: getattr(cfg, f) for f in TRAINING_FIELDS if f not in without_hf_field}
+    torch.testing.assert_close(from_checkpoint(str(tmp_path)).state_dict(), state)
+
+
+def test_huggingface_export_refuses_language_modules():
+    with pytest.raises(ValueError, match="language_modules.adapters.es.0.down.weight of the XLSR model has no "
+                                         "Hugging Face wav2vec2 counterpart"):
+        huggingface_state({"language_modules.adapters.es.0.down.weight": torch.zeros(1)})
 
 
 def test_architecture_mismatch_names_the_field(tmp_path):
