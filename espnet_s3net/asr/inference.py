@@ -16,21 +16,26 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import torch
 
+from espnet_s3net.asr.sparse_kernels import use_sparse_kernels
 from espnet_s3net.data.batches import length_bins, pad_waveforms, read_waveforms
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, write_kaldi_map
 from espnet_s3net.log import Progress
 from espnet_s3net.train.language_data import language_followers
 
 
-def use_language(model: torch.nn.Module, lang: str, missing: str = "error") -> bool:
+def use_language(model: torch.nn.Module, lang: str, missing: str = "error", sparse_kernels: bool = False) -> bool:
     """Decode with ``lang``'s sub-network (and language modules) in ``model`` (``missing``:
-    ``"error"``, or ``"dense"`` for a logged dense fallback when ``lang`` has no mask).
+    ``"error"``, or ``"dense"`` for a logged dense fallback when ``lang`` has no mask;
+    ``sparse_kernels``: with 2:4 semi-structured sparse weights where the model and device
+    allow it, else a logged dense masked fallback, :func:`use_sparse_kernels`).
     Returns whether the model has anything language-specific."""
     followers = language_followers(model)
     for follower in followers:
         if hasattr(follower, "missing"):
             follower.missing = missing
         follower.activate(lang)
+    if sparse_kernels:
+        use_sparse_kernels(model, lang)
     return bool(followers)
 
 
@@ -46,15 +51,16 @@ def ctc_greedy(token_ids: torch.Tensor, length: int, blank: int = 0) -> List[int
 
 class GreedyCTCDecoder:
     """Batched CTC greedy decoding with an ESPnet ASR model: a list of (S,) float32
-    waveforms at 16 kHz -> a list of token lists."""
+    waveforms at 16 kHz -> a list of token lists (computed in the model's dtype)."""
 
     def __init__(self, model, device: str):
         self.model, self.device = model.eval(), device
+        self.dtype = next(model.parameters()).dtype
 
     @torch.no_grad()
     def __call__(self, audio: Sequence[np.ndarray]) -> List[List[str]]:
         speech, lens = pad_waveforms(audio)
-        enc, enc_lens = self.model.encode(speech.to(self.device), lens.to(self.device))
+        enc, enc_lens = self.model.encode(speech.to(self.device, self.dtype), lens.to(self.device))
         best = self.model.ctc.argmax(enc).cpu()
         return [[self.model.token_list[t] for t in ctc_greedy(best[i], int(enc_lens[i]))]
                 for i in range(len(audio))]
@@ -93,18 +99,21 @@ def set_language(data_dir: str) -> str:
 
 
 def decode_sets(asr_train_config: str, asr_model_file: str, data_root: str, test_sets: Sequence[str],
-                output_root: str, batch_bins: int, device: str = "cpu", missing: str = "error") -> Dict[str, float]:
+                output_root: str, batch_bins: int, device: str = "cpu", missing: str = "error",
+                dtype: str = "float32", sparse_kernels: bool = False) -> Dict[str, float]:
     """CTC greedy decoding of ``<data_root>/<set>`` for every test set, each with its
-    language's sub-network, into ``<output_root>/decode_<set>/{text,rtf}``; returns the RTFs."""
+    language's sub-network, into ``<output_root>/decode_<set>/{text,rtf}``; returns the RTFs.
+    ``dtype``: the model's (``float32``, ``float16``, ``bfloat16``); ``sparse_kernels``: see
+    :func:`use_language`."""
     from espnet_s3net.tasks.asr import S3NetASRTask
 
     model, _ = S3NetASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
-    decode = GreedyCTCDecoder(model, device)
+    decode = GreedyCTCDecoder(model.to(dtype=getattr(torch, dtype)), device)
     rtfs = {}
     for name in test_sets:
         data_dir = os.path.join(data_root, name)
         lang = set_language(data_dir)
-        masked = use_language(model, lang, missing)
+        masked = use_language(model, lang, missing, sparse_kernels)
         rtfs[name] = decode_set(decode, data_dir, os.path.join(output_root, f"decode_{name}"), batch_bins)
         logging.info(f"decoded {name} ({lang}{', sub-network' if masked else ', dense model'}) by CTC greedy: "
                      f"RTF {rtfs[name]:.4f}")

@@ -35,13 +35,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from functools import partial
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
 from espnet_s3net.benchmarks._memory import status_kb
+from espnet_s3net.benchmarks._timing import timed
 
 ARMS = ("dense", "shared", "frozen")
 MEMORY_STEPS = 3
@@ -108,17 +108,6 @@ class _Arm:
         self.optimizer.zero_grad(set_to_none=True)
         if lang is not None:
             self.masker.deactivate()
-
-
-def _timed(call: Callable[[], object], device: str) -> float:
-    """Wall-clock seconds of ``call``."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    call()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def _peak_kb(device: str) -> int:
@@ -199,7 +188,7 @@ def main(argv: List[str]) -> dict:
     for repeat in range(args.repeats + 1):  # round 0: warm-up
         lang = langs[repeat % len(langs)]
         order = list(steps) if repeat % 2 else list(reversed(steps))  # no arm always runs first
-        round_times = {name: _timed(partial(steps[name], repeat, lang), args.device) for name in order}
+        round_times = {name: timed(partial(steps[name], repeat, lang), args.device) for name in order}
         if repeat > 0:
             for name, seconds in round_times.items():
                 times[name].append(seconds)

@@ -1,10 +1,12 @@
 """Each benchmark runs and reports its figure (tiny settings; the figures are not checked)."""
 
+import argparse
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
 
 
 @pytest.mark.parametrize("name, args, keys", [
@@ -29,3 +31,23 @@ def test_unknown_benchmark_lists_the_available_ones():
     result = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.benchmark", "nope"],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "available: " in result.stderr and "masked_step" in result.stderr
+
+
+def test_nm_speedup_on_cpu_says_it_measured_nothing():
+    out = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.benchmark", "nm_speedup", "--device", "cpu"],
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    result = json.loads(out[-1])
+    assert result["measured"] is False and result["reason"].startswith("no CUDA device")
+
+
+def test_nm_speedup_measurement_runs_with_stand_in_kernels(monkeypatch):
+    """The GPU measurement on CPU, its CUDA checks and sparse conversion stood in (W ⊙ m itself)."""
+    from espnet_s3net.asr import sparse_kernels
+    from espnet_s3net.benchmarks import nm_speedup
+
+    monkeypatch.setattr(sparse_kernels, "_device_reasons", lambda *args, **kwargs: [])
+    monkeypatch.setattr(sparse_kernels, "to_sparse_semi_structured", lambda weight: weight)
+    args = argparse.Namespace(device="cpu", batch=1, seconds=0.5, warmup=1, repeats=2)
+    result = nm_speedup._measure("xlsr_tiny", args, torch.bfloat16)
+    assert set(result) == {"encoder", "transformer"}
+    assert set(result["encoder"]) == {"masked_ms", "dense_ms", "sparse_ms", "ratio", "ratio_vs_dense"}

@@ -179,6 +179,10 @@ def test_greedy_decoder_and_missing_language(trained, tmp_path):
     assert "decoded test_es (es, sub-network) by CTC greedy" in result.stderr
     assert "decoding " in result.stderr and "(100%)" in result.stderr  # progress with an ETA
     assert len((tmp_path / "exp" / "decode_test_es" / "text").read_text().splitlines()) == 2
+    result = greedy("test_es", "--dtype", "bfloat16", "--sparse_kernels", "auto")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("language es: semi-structured sparse kernels not used, dense masked weights instead: the mask pattern "
+            "is unstructured, the kernels need 2:4; the weights are on cpu") in result.stderr
     result = greedy("test_it")
     assert result.returncode != 0 and "no sub-network mask for language 'it'; masks exist for: es, fr" in result.stderr
     result = greedy("test_it", "--missing_lang_mask", "dense")
