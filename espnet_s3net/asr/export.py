@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import math
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -30,6 +31,7 @@ import torch
 import yaml
 
 from espnet_s3net.masks.mask_file import SubnetMasks
+from espnet_s3net.masks.pruning import UNSTRUCTURED, parse_pattern
 from espnet_s3net.models.checkpoint_import import config_to_huggingface, huggingface_state
 
 FORMATS = ("espnet", "hf")
@@ -60,21 +62,29 @@ def huggingface_blockers(config: Dict) -> List[str]:
     return reasons
 
 
-def storage_sizes(weights: Dict[str, torch.Tensor], keep: Dict[str, torch.Tensor]) -> Dict[str, int]:
+def storage_sizes(weights: Dict[str, torch.Tensor], keep: Dict[str, torch.Tensor],
+                  pattern: str = UNSTRUCTURED) -> Dict[str, int]:
     """Bytes of the tensors ``weights`` (each (rows, ...)) stored dense, as CSR (kept values
     + int32 column indices + int32 row pointers, rows = first dimension) and as a bitmask
-    (1 bit per weight) + kept values; ``keep``: bool masks of the same shapes."""
+    (1 bit per weight) + kept values; ``keep``: bool masks of the same shapes. With an N:M
+    ``pattern`` also the semi-structured layout: kept values + ceil(log2 m) bits per kept
+    value for its position in its group (2:4: the 2-bit metadata of sparse tensor cores)."""
     index = torch.int32.itemsize
-    dense = csr = bitmask = kept = 0
+    dense = csr = bitmask = kept = values = 0
     for name, weight in weights.items():
         nnz = int(keep[name].sum())
         value = weight.element_size()
         kept += nnz
+        values += nnz * value
         dense += weight.numel() * value
         csr += nnz * (value + index) + (weight.shape[0] + 1) * index
         bitmask += (weight.numel() + 7) // 8 + nnz * value
-    return {"weights": sum(w.numel() for w in weights.values()), "kept": kept, "dense_bytes": dense,
-            "csr_bytes": csr, "bitmask_bytes": bitmask}
+    sizes = {"weights": sum(w.numel() for w in weights.values()), "kept": kept, "dense_bytes": dense,
+             "csr_bytes": csr, "bitmask_bytes": bitmask}
+    nm = parse_pattern(pattern)
+    if nm is not None:
+        sizes["semi_structured_bytes"] = values + (kept * math.ceil(math.log2(nm[1])) + 7) // 8
+    return sizes
 
 
 def _build_masked(config: Dict, asr_model_file: str, masks: SubnetMasks, lang: str):
@@ -217,7 +227,7 @@ def export_subnet(asr_train_config: str, asr_model_file: str, lang: str, output_
 
     os.makedirs(output_dir, exist_ok=True)
     xlsr_params = dict(model.frontend.xlsr.named_parameters())
-    prunable = storage_sizes({name: xlsr_params[name] for name in keep}, keep)
+    prunable = storage_sizes({name: xlsr_params[name] for name in keep}, keep, masks.pattern)
     model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     sizes = {
         "lang": lang, "mask_file": mask_file, "prunable_weights": prunable["weights"],
@@ -230,6 +240,10 @@ def export_subnet(asr_train_config: str, asr_model_file: str, lang: str, output_
         "model_csr_bytes": model_bytes - prunable["dense_bytes"] + prunable["csr_bytes"],
         "model_bitmask_bytes": model_bytes - prunable["dense_bytes"] + prunable["bitmask_bytes"],
     }
+    if "semi_structured_bytes" in prunable:  # an N:M mask file
+        sizes["pattern"] = masks.pattern
+        sizes["prunable_semi_structured_bytes"] = prunable["semi_structured_bytes"]
+        sizes["model_semi_structured_bytes"] = model_bytes - prunable["dense_bytes"] + prunable["semi_structured_bytes"]
     if "espnet" in formats:
         sizes.update(_export_espnet(model, config, output_dir))
     if "hf" in formats:

@@ -13,7 +13,7 @@ import torch
 import yaml
 from language_data_dirs import LANGS, lang_data
 
-from espnet_s3net.asr.export import export_subnet
+from espnet_s3net.asr.export import export_subnet, storage_sizes
 from espnet_s3net.bin.export_subnet import main as export_main
 from espnet_s3net.masks.mask_file import SubnetMasks
 from espnet_s3net.masks.pruning import prunable_parameters, random_masks
@@ -204,6 +204,18 @@ def test_sizes(trained):
     assert sizes["prunable_bitmask_bytes"] == sum((m.numel() + 7) // 8 for m in keep.values()) + 4 * (numel // 2)
     assert sizes["model_bitmask_bytes"] < sizes["model_tensor_bytes"]
     assert sizes["espnet_zip_bytes"] > sizes["masked_model_file_bytes"] and sizes["hf_safetensors_bytes"] > 0
+
+
+def test_semi_structured_storage_of_a_2_of_4_mask():
+    """2:4: the kept half of the values plus 2 bits of metadata per kept value (no entry for an
+    unstructured mask)."""
+    weight = torch.randn(8, 16)
+    keep = {"w": random_masks({"w": weight}, 0.5, "layerwise", 0, "2:4")["w"]}
+    sizes = storage_sizes({"w": weight}, keep, "2:4")
+    assert sizes["kept"] == 64 and sizes["semi_structured_bytes"] == 64 * 4 + 64 * 2 // 8
+    # at 2:4 the metadata is 1 bit per weight, as a bitmask
+    assert sizes["semi_structured_bytes"] == sizes["bitmask_bytes"] < sizes["dense_bytes"]
+    assert "semi_structured_bytes" not in storage_sizes({"w": weight}, keep)
 
 
 def test_bad_inputs(trained, tmp_path, monkeypatch):
