@@ -10,10 +10,11 @@ set -euo pipefail
 
 langs="es fr it ky nl ru sv-SE tr tt zh-CN"
 seeds="1 2 3"
-# layerwise LTH and TE (the paper's rows) and the paper's ablations: global LTH, global random
-# (global TE, conf/extract_te_global.yaml, is one more arm: add te_global / s3net_te_global)
-subnet_methods="lth te lth_global random_global"
-finetune_models="xlsr xlsr_cont s3net_lth s3net_te s3net_lth_global s3net_random_global adapter gating"
+# layerwise LTH and TE (the paper's rows), the paper's ablations (global LTH, global random)
+# and LTH with 2:4 structured masks at the same 50% sparsity (the ablation table's last row;
+# global TE, conf/extract_te_global.yaml, is one more arm: add te_global / s3net_te_global)
+subnet_methods="lth te lth_global random_global lth_2of4"
+finetune_models="xlsr xlsr_cont s3net_lth s3net_te s3net_lth_global s3net_random_global s3net_lth_2of4 adapter gating"
 
 ./s3net.sh \
     --langs "${langs}" \
