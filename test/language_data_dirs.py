@@ -1,5 +1,7 @@
 """Small language-tagged data dirs (utt2lang) and a starting S3Net model, shared by the tests."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import torch
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
 from espnet_s3net.masks.pruning import prunable_parameters, random_masks
 from espnet_s3net.models.pretrain_model import XLSRPretrainModel
+from espnet_s3net.models.xlsr import XLSRModel, get_config
 
 LANGS = ("es", "fr")
 
@@ -58,3 +61,19 @@ def data_args(d: Path, text: bool = False, lang: bool = True):
             out += [f"--{split}_data_path_and_name_and_type", f"{d}/text,text,text"]
         out += [f"--{split}_shape_file", f"{d}/utt2num_samples"]
     return out
+
+
+def train_asr(tmp: Path, config: str) -> subprocess.CompletedProcess:
+    """An ESPnet ASR model of the YAML ``config`` (an xlsr_tiny ``s3net`` frontend with
+    ``mask_file: masks.pt``) trained by ``python -m espnet2.bin.asr_train`` in ``tmp`` (paths
+    relative to it): data ``train/``, random es/fr masks ``masks.pt``, tokens ``tokens.txt``,
+    output ``exp/``."""
+    lang_data(tmp / "train")
+    params = prunable_parameters(XLSRModel(get_config("xlsr_tiny")))
+    SubnetMasks.from_dense({lang: random_masks(params, 0.5, "layerwise", i) for i, lang in enumerate(LANGS)},
+                           {}).save(str(tmp / "masks.pt"))
+    (tmp / "conf.yaml").write_text(config)
+    (tmp / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
+    return subprocess.run([sys.executable, "-m", "espnet2.bin.asr_train", "--config", "conf.yaml", "--output_dir",
+                           "exp", "--token_type", "word", "--token_list", "tokens.txt",
+                           *data_args(Path("train"), text=True)], cwd=tmp, capture_output=True, text=True)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from language_data_dirs import LANGS, lang_data
+from language_data_dirs import LANGS, train_asr
 
 from espnet_s3net.asr.export import export_subnet, storage_sizes
 from espnet_s3net.bin.export_subnet import main as export_main
 from espnet_s3net.masks.mask_file import SubnetMasks
-from espnet_s3net.masks.pruning import prunable_parameters, random_masks
-from espnet_s3net.models.xlsr import XLSRModel, get_config
+from espnet_s3net.masks.pruning import random_masks
+from espnet_s3net.models.xlsr import get_config
 
 transformers = pytest.importorskip("transformers")
 
@@ -57,20 +57,7 @@ def trained(tmp_path_factory):
     ``python -m espnet2.bin.asr_train`` with random masks for es and fr, exported for es by
     ``espnet_s3net.bin.export_subnet`` into ``export_es``."""
     tmp = tmp_path_factory.mktemp("export")
-    lang_data(tmp / "train")
-    params = prunable_parameters(XLSRModel(get_config("xlsr_tiny")))
-    SubnetMasks.from_dense({lang: random_masks(params, 0.5, "layerwise", i) for i, lang in enumerate(LANGS)},
-                           {}).save(str(tmp / "masks.pt"))
-    (tmp / "conf.yaml").write_text(CTC)
-    (tmp / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
-    data = []
-    for split in ("train", "valid"):
-        data += [f"--{split}_data_path_and_name_and_type", "train/wav.scp,speech,sound",
-                 f"--{split}_data_path_and_name_and_type", "train/text,text,text",
-                 f"--{split}_data_path_and_name_and_type", "train/utt2lang,lang,text",
-                 f"--{split}_shape_file", "train/utt2num_samples"]
-    result = _run(tmp, "espnet2.bin.asr_train", "--config", "conf.yaml", "--output_dir", "exp",
-                  "--token_type", "word", "--token_list", "tokens.txt", *data)
+    result = train_asr(tmp, CTC)
     assert result.returncode == 0, result.stderr[-3000:]
     with pytest.MonkeyPatch.context() as patch:   # in-process: ESPnet's imports take seconds
         patch.chdir(tmp)

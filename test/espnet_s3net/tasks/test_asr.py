@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from language_data_dirs import LANGS, lang_data
+from language_data_dirs import LANGS, lang_data, train_asr
 
-from espnet_s3net.masks.mask_file import SubnetMasks
-from espnet_s3net.masks.pruning import prunable_parameters, random_masks
-from espnet_s3net.models.xlsr import XLSRModel, get_config
+from espnet_s3net.models.xlsr import get_config
 
 CONFORMER = """
 frontend: s3net
@@ -60,21 +58,7 @@ def _run(cwd: Path, *args, env=None):
 def trained(tmp_path_factory):
     """A model trained by ``python -m espnet2.bin.asr_train`` (paths relative to the dir)."""
     tmp = tmp_path_factory.mktemp("asr")
-    lang_data(tmp / "train")
-    model = XLSRModel(get_config("xlsr_tiny"))
-    params = prunable_parameters(model)
-    SubnetMasks.from_dense({lang: random_masks(params, 0.5, "layerwise", i) for i, lang in enumerate(LANGS)},
-                           {}).save(str(tmp / "masks.pt"))
-    (tmp / "conf.yaml").write_text(CONFORMER)
-    (tmp / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
-    data = []
-    for split in ("train", "valid"):
-        data += [f"--{split}_data_path_and_name_and_type", "train/wav.scp,speech,sound",
-                 f"--{split}_data_path_and_name_and_type", "train/text,text,text",
-                 f"--{split}_data_path_and_name_and_type", "train/utt2lang,lang,text",
-                 f"--{split}_shape_file", "train/utt2num_samples"]
-    result = _run(tmp, "espnet2.bin.asr_train", "--config", "conf.yaml", "--output_dir", "exp",
-                  "--token_type", "word", "--token_list", "tokens.txt", *data)
+    result = train_asr(tmp, CONFORMER)
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp
 
