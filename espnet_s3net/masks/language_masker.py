@@ -22,6 +22,13 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    shape (e.g. Adam's ``exp_avg``/``exp_avg_sq``) outside ``m^l``, so a weight's
    moments only change during steps of languages that use it.
 
+4. Masks may change during training (a pathway schedule, :mod:`espnet_s3net.masks.pathways`):
+   :meth:`LanguageMasker.set_masks` replaces every language's mask between updates, and
+   :meth:`LanguageMasker.set_grad_sinks` (opt-in, off by default) makes the backward add
+   the squared gradient ``(∂L/∂W)²`` of every weight, taken before the mask is applied,
+   into float32 sinks: the gradient of weights outside ``m^l``, which the optimizer never
+   sees, for a regrow criterion. Without sinks nothing changes.
+
 Memory: one bit per prunable weight and language, plus one byte per prunable weight
 for the active language; nothing weight-sized lives through the forward and backward
 (the restore copy exists only during the step). Time per step: the mask is converted
@@ -33,7 +40,8 @@ alive at the activation peak.
 """
 
 import logging
-from typing import Dict, List, Optional, Tuple
+import weakref
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +52,8 @@ OPTIM_STATE_POLICIES = ("shared", "frozen")
 
 
 class _MaskedLinearFunction(torch.autograd.Function):
-    """``x (W ⊙ m)ᵀ + b`` saving ``x``, ``W`` and ``m`` (not the masked weight).
+    """``x (W ⊙ m)ᵀ + b`` saving ``x``, ``W`` and ``m`` (not the masked weight); with a
+    ``sink`` (float32, W's shape) the backward adds the unmasked ``(∂L/∂W)²`` into it.
 
     ``scratch`` = (masked weight, mask) buffers in W's dtype and shape, shared by the
     layers of that shape: the uint8 mask is converted into the second and ``W ⊙ m``
@@ -63,9 +72,9 @@ class _MaskedLinearFunction(torch.autograd.Function):
         return torch.mul(weight, mask_as_weight, out=masked), mask_as_weight
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mask, scratch):
+    def forward(ctx, x, weight, bias, mask, scratch, sink):
         ctx.save_for_backward(x, weight, mask)
-        ctx.scratch = scratch
+        ctx.scratch, ctx.sink = scratch, sink
         ctx.has_bias = bias is not None
         return F.linear(x, _MaskedLinearFunction._masked_weight(weight, mask, scratch)[0], bias)
 
@@ -79,10 +88,13 @@ class _MaskedLinearFunction(torch.autograd.Function):
         grad_2d = grad.reshape(-1, grad.shape[-1])
         if ctx.needs_input_grad[1]:
             x_2d = x.reshape(-1, x.shape[-1]).to(grad.dtype)
-            grad_w = grad_2d.t().matmul(x_2d).to(weight.dtype).mul_(mask_as_weight)
+            grad_w = grad_2d.t().matmul(x_2d).to(weight.dtype)
+            if ctx.sink is not None:
+                ctx.sink.addcmul_(grad_w, grad_w)
+            grad_w.mul_(mask_as_weight)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_2d.sum(0).to(weight.dtype)
-        return grad_x, grad_w, grad_b, None, None
+        return grad_x, grad_w, grad_b, None, None, None
 
 
 class MaskedLinear(torch.nn.Linear):
@@ -90,15 +102,17 @@ class MaskedLinear(torch.nn.Linear):
     weight's shape, set by :class:`LanguageMasker` with two ``scratch`` buffers of the
     weight's shape and dtype; ``None``: the dense layer). While no language is active,
     ``inactive_error`` holds the message a forward raises: a model with sub-networks is
-    never run dense by accident."""
+    never run dense by accident. ``grad_sink``: see :meth:`LanguageMasker.set_grad_sinks`."""
 
     lang_mask: Optional[torch.Tensor] = None
     scratch: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
     inactive_error: Optional[str] = None
+    grad_sink: Optional[torch.Tensor] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.lang_mask is not None:
-            return _MaskedLinearFunction.apply(x, self.weight, self.bias, self.lang_mask, self.scratch)
+            return _MaskedLinearFunction.apply(x, self.weight, self.bias, self.lang_mask, self.scratch,
+                                               self.grad_sink)
         if self.inactive_error is not None:
             raise RuntimeError(self.inactive_error)
         return F.linear(x, self.weight, self.bias)
@@ -136,6 +150,7 @@ class LanguageMasker:
         self._kept: Optional[List[torch.Tensor]] = None
         self._optimizers = set()
         self._warned = set()
+        self._stepped: List[Optional[tuple]] = [None] * len(self.params)  # grads the last step used
         self.deactivate()
 
     def _unpacked(self, lang: str) -> List[torch.Tensor]:
@@ -216,6 +231,7 @@ class LanguageMasker:
             self._kept = (tensors, masks, kept)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
+        self._stepped = [None if p.grad is None else (weakref.ref(p.grad), p.grad._version) for p in self.params]
         if self._kept is None:
             return
         tensors, masks, kept = self._kept
@@ -233,6 +249,45 @@ class LanguageMasker:
             optimizer.register_step_pre_hook(self._before_step)
             optimizer.register_step_post_hook(self._after_step)
             self._optimizers.add(id(optimizer))
+
+    def _gradients_pending(self) -> bool:
+        """Whether a prunable weight holds a gradient that no step of an attached optimizer
+        has used (a new tensor, or one changed in place since that step)."""
+        return any(p.grad is not None and (used is None or used[0]() is not p.grad or used[1] != p.grad._version)
+                   for p, used in zip(self.params, self._stepped))
+
+    def set_masks(self, masks: SubnetMasks) -> None:
+        """Replace every language's mask by ``masks`` (same tensors, same languages), e.g. a
+        pathway schedule's next round; the active language's sub-network is refreshed.
+        Allowed between an optimizer step and the next backward (e.g. from ``count_update``),
+        refused while gradients masked by the old masks are pending."""
+        if masks.names != self.masks.names or masks.languages != self.masks.languages:
+            raise ValueError(f"new masks ({masks.source}) cover other tensors or languages than the current "
+                             f"ones ({self.masks.source}): masks are replaced for the same sub-networks")
+        masks.check_model(self.module)
+        if self._gradients_pending():
+            raise RuntimeError("masks changed while gradients are pending: change them after an optimizer "
+                               "step and before the next backward")
+        self.masks = masks
+        self._packed = {}
+        if self._mask is not None:
+            self._mask = self._unpacked(self.active)
+            for layer, mask in zip(self.layers, self._mask):
+                layer.lang_mask = mask
+
+    def set_grad_sinks(self, sinks: Optional[Sequence[torch.Tensor]]) -> None:
+        """Opt-in: while set, every backward through a mask adds ``(∂L/∂W)²`` of the prunable
+        weights, before the mask is applied (in loss-scaled units under a GradScaler), into
+        ``sinks`` (float32, one per tensor in ``masks.names`` order, the weights' shapes and
+        device). ``None`` (the default): off, the backward is unchanged."""
+        sinks = [None] * len(self.layers) if sinks is None else list(sinks)
+        if len(sinks) != len(self.layers):
+            raise ValueError(f"{len(sinks)} gradient sinks for {len(self.layers)} masked tensors")
+        for layer, sink in zip(self.layers, sinks):
+            if sink is not None and sink.shape != layer.weight.shape:
+                raise ValueError(f"gradient sink of shape {tuple(sink.shape)} for a weight of shape "
+                                 f"{tuple(layer.weight.shape)}")
+            layer.grad_sink = sink
 
     def source_fingerprint_matches(self, module: torch.nn.Module) -> bool:
         """Whether ``module``'s prunable weights are those the masks were extracted from."""
