@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import numpy as np
 import soundfile as sf
@@ -74,6 +75,11 @@ def train_asr(tmp: Path, config: str) -> subprocess.CompletedProcess:
                            {}).save(str(tmp / "masks.pt"))
     (tmp / "conf.yaml").write_text(config)
     (tmp / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
-    return subprocess.run([sys.executable, "-m", "espnet2.bin.asr_train", "--config", "conf.yaml", "--output_dir",
-                           "exp", "--token_type", "word", "--token_list", "tokens.txt",
-                           *data_args(Path("train"), text=True)], cwd=tmp, capture_output=True, text=True)
+    return subprocess.run(asr_train_command("exp"), cwd=tmp, capture_output=True, text=True)
+
+
+def asr_train_command(output_dir: str, *args: str) -> List[str]:
+    """The ``python -m espnet2.bin.asr_train`` command of :func:`train_asr` (run in its dir)
+    into ``output_dir``, with more ``args``."""
+    return [sys.executable, "-m", "espnet2.bin.asr_train", "--config", "conf.yaml", "--output_dir", output_dir,
+            "--token_type", "word", "--token_list", "tokens.txt", *data_args(Path("train"), text=True), *args]

@@ -48,17 +48,19 @@ resumes mid-schedule with the same masks (the accumulators make checkpoints larg
 much). The masker's masks keep the initial masks' ``source_fingerprint`` (the weights
 training started from, which the trainer checks); a saved mask file records the weights
 at saving. ``rewind`` is recorded in the config and the saved masks' meta; resetting the
-weights at a round is the trainer's to do.
+weights at a round is the trainer's to do (not implemented: the trainer refuses ``rewind``).
 
 DDP: every rank sees the same all-reduced gradients and weights, so masks agree; the
 gradient sinks are per rank and summed over ranks (``all_reduce``) before each regrow.
-The accumulators must then stay out of DDP's buffer broadcast (not set up here).
+The schedule's buffers must then stay out of DDP's buffer broadcast (the trainer's
+:func:`~espnet_s3net.train.masked_trainer.start_pathways` sees to it).
 """
 
 import dataclasses
 import itertools
 import logging
-from typing import Sequence
+import os
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -81,7 +83,7 @@ class PathwayConfig:
         updates_per_round: N optimizer updates per round (≥ 1).
         scope: ``layerwise`` (every tensor at the sparsity) or ``global`` (over all).
         importance: what pruning and dropping remove first: ``magnitude`` or ``taylor``.
-        rewind: reset the weights at each round (recorded; applied by the trainer).
+        rewind: reset the weights at each round (recorded; the trainer refuses it).
         regrow_every: K, updates between drop-and-regrow steps (0: off, plain pathways).
         regrow_fraction: fraction of the pathway dropped and regrown, in (0, 1).
         regrow_criterion: what is regrown first: ``gradient`` or ``taylor``.
@@ -170,33 +172,25 @@ class PathwaySchedule(torch.nn.Module):
 
     Args:
         masker: the model's masker; its masks are the initial pathways (normally all
-            ones), one per language of ``languages``.
+            ones), one per language trained.
         config: the schedule.
-        languages: the languages of the training data; each needs a pathway, each
-            pathway a language (a pathway without data would never be trained).
-        total_updates: the optimizer updates of the training run (:func:`check_schedule`).
+
+    Before training, the trainer checks the run against it (:func:`check_schedule`,
+    :meth:`check_languages`) and sets ``save_dir``: where a round's masks are written
+    (``masks_round<r>.pt``, :meth:`save_masks`; None, the default: nowhere).
 
     Buffers: ``updates`` (int64, updates counted), ``bits`` (uint8 (L, ceil(n/8)), the
     current masks packed, languages sorted), ``seen`` (int64 (L,), updates per language
     since the last change) and, when used, ``importance`` and ``grow`` (float32 (L, n)).
     """
 
-    def __init__(self, masker: LanguageMasker, config: PathwayConfig, languages: Sequence[str],
-                 total_updates: int):
+    def __init__(self, masker: LanguageMasker, config: PathwayConfig):
         super().__init__()
-        check_schedule(config, total_updates)
         masks = masker.masks
         if masks.pattern != UNSTRUCTURED:
             raise ValueError(f"pathways prune unstructured masks; {masks.source} has pattern {masks.pattern}")
-        no_mask = sorted(set(languages) - set(masks.languages))
-        if no_mask:
-            raise ValueError(f"no pathway for language(s) {', '.join(no_mask)} of the training data; "
-                             f"{masks.source} has: {', '.join(masks.languages)}")
-        no_data = sorted(set(masks.languages) - set(languages))
-        if no_data:
-            raise ValueError(f"language(s) {', '.join(no_data)} of {masks.source} have no training data: "
-                             "their pathways would never be trained; train them or drop their masks")
         self.masker, self.config, self.languages = masker, config, masks.languages
+        self.save_dir: Optional[str] = None
         self._source = {k: masks.meta[k] for k in ("source_fingerprint",) if k in masks.meta}
         starts = list(itertools.accumulate((masks.shapes[name].numel() for name in masks.names), initial=0))
         # flat ranges pruned as one: each tensor (layerwise) or all (global)
@@ -220,6 +214,19 @@ class PathwaySchedule(torch.nn.Module):
             self._connect_sinks()
         self.register_load_state_dict_post_hook(lambda module, incompatible: module._push_masks())
         self._push_masks()
+
+    def check_languages(self, languages: Sequence[str]) -> None:
+        """Raise ValueError unless ``languages`` (the training data's) are the pathways'
+        languages: each needs a pathway, each pathway data (else it would never be trained)."""
+        no_mask = sorted(set(languages) - set(self.languages))
+        if no_mask:
+            raise ValueError(f"no pathway for language(s) {', '.join(no_mask)} of the training data; "
+                             f"the pathways (initial masks or pathways.languages) are: {', '.join(self.languages)}")
+        no_data = sorted(set(self.languages) - set(languages))
+        if no_data:
+            raise ValueError(f"pathway language(s) {', '.join(no_data)} have no training data: their pathways "
+                             "would never be trained; train them or drop them from the initial masks or "
+                             "pathways.languages")
 
     def _zeros(self, *lead: int) -> torch.Tensor:
         return torch.zeros(*lead, self.masker.masks.numel, dtype=torch.float32, device=self.masker.params[0].device)
@@ -262,6 +269,8 @@ class PathwaySchedule(torch.nn.Module):
         t, config = int(self.updates), self.config
         if t % config.updates_per_round == 0 and t // config.updates_per_round <= config.rounds:
             self._change(self._prune)
+            if self.save_dir is not None:
+                self.save_masks(os.path.join(self.save_dir, f"masks_round{self.rounds_done}.pt"))
         elif config.regrow_every and t % config.regrow_every == 0:
             self._change(self._regrow)
 

@@ -28,6 +28,7 @@ def build_xlsr(
     mask_file: Optional[str] = None,
     mask_missing: str = "error",
     language_modules: Optional[Dict] = None,
+    pathways: Optional[Dict] = None,
 ) -> XLSRModel:
     """The XLSR model of a task, with what it has per language: the one place where masks
     and language modules are put on a model.
@@ -47,6 +48,13 @@ def build_xlsr(
     allowed when it describes the same ones. Masks and language modules compose: the
     masks cover the shared transformer weights, the modules are each language's own, and
     a batch of language ``l`` runs ``l``'s sub-network and ``l``'s modules.
+
+    ``pathways`` (:class:`~espnet_s3net.masks.pathways.PathwayConfig` fields, plus
+    ``languages``) learns the masks during training: a
+    :class:`~espnet_s3net.masks.pathways.PathwaySchedule` is put on the model as
+    ``xlsr.pathway_schedule``, starting from ``mask_file`` or, without it, from all-ones
+    masks (over the default prunable tensors) for ``languages``; the current masks are
+    in its buffers, so a trained model's state dict brings its final masks.
     """
     if ssl_config is not None:
         xlsr = _load_experiment_xlsr(ssl_config, ssl_model_file)
@@ -60,12 +68,41 @@ def build_xlsr(
         raise ValueError("building an XLSR model needs ssl_config + ssl_model_file, init_checkpoint or xlsr_conf")
     if language_modules is not None:
         _attach_language_modules(xlsr, language_modules, ssl_config)
-    if mask_file is not None:
+    if pathways is not None:
+        _attach_pathways(xlsr, pathways, mask_file, mask_missing)
+    elif mask_file is not None:
         from espnet_s3net.masks.language_masker import attach_masker
         from espnet_s3net.masks.mask_file import SubnetMasks
 
         attach_masker(xlsr, SubnetMasks.load(mask_file), missing=mask_missing)
     return xlsr
+
+
+def _attach_pathways(xlsr: XLSRModel, conf: Dict, mask_file: Optional[str], mask_missing: str) -> None:
+    """Put a masker with the initial pathways (``mask_file``, or all ones for
+    ``conf["languages"]``) and its schedule (``xlsr.pathway_schedule``) on ``xlsr``."""
+    from espnet_s3net.masks.language_masker import attach_masker
+    from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+    from espnet_s3net.masks.pathways import PathwayConfig, PathwaySchedule
+    from espnet_s3net.masks.pruning import prunable_parameters
+
+    conf = dict(conf)
+    languages = conf.pop("languages", None)
+    config = PathwayConfig(**conf)
+    if mask_file is not None:
+        masks = SubnetMasks.load(mask_file)
+        if languages is not None and sorted(languages) != masks.languages:
+            raise ValueError(f"pathways.languages {sorted(languages)} are not the languages of {masks.source} "
+                             f"{masks.languages}: leave pathways.languages out to use the mask file's")
+    elif not languages:
+        raise ValueError("pathways without mask_file start every language's pathway dense: list the "
+                         "languages trained in pathways.languages (or give the initial pathways as mask_file)")
+    else:
+        params = prunable_parameters(xlsr)
+        ones = {name: torch.ones(p.shape, dtype=torch.bool) for name, p in params.items()}
+        masks = SubnetMasks.from_dense({lang: ones for lang in languages},
+                                       {"source_fingerprint": parameter_fingerprint(xlsr, list(params))})
+    xlsr.pathway_schedule = PathwaySchedule(attach_masker(xlsr, masks, missing=mask_missing), config)
 
 
 def _attach_language_modules(xlsr: XLSRModel, conf: Dict, ssl_config: Optional[str]) -> None:

@@ -19,9 +19,14 @@ is trained by ESPnet's own Trainer unchanged. Besides:
   (a NaN on one rank counts on every rank) and training stops on every rank with
   the same error after ``--max_nonfinite_steps`` of them;
 - averaged checkpoints (``*.ave_Nbest.pth``) take integer buffers (update
-  counters) from the newest averaged epoch instead of ESPnet's sum;
+  counters, pathway mask bits) from the newest averaged epoch instead of ESPnet's
+  sum or mean;
 - S3Net training starts only from the weights the masks were extracted from, and
-  an experiment is not resumed with other masks.
+  an experiment is not resumed with other masks;
+- a pathway schedule in the model (ASR pathways, ``frontend_conf.pathways``) is checked
+  against the run before training (:func:`start_pathways`), and rank 0 writes its masks
+  to ``<output_dir>/pathways/``: ``masks_round<r>.pt`` after round ``r``, ``masks.pt``
+  at the end.
 """
 
 import argparse
@@ -34,11 +39,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from espnet2.fileio.read_text import read_2columns_text
 from espnet2.train.reporter import Reporter
 from espnet2.train.trainer import Trainer, TrainerOptions
 from espnet2.utils.types import str2bool
 
 from espnet_s3net.masks.language_masker import OPTIM_STATE_POLICIES, LanguageMasker, find_maskers
+from espnet_s3net.masks.pathways import PathwaySchedule, check_schedule
+from espnet_s3net.tasks.language_task import language_input
 from espnet_s3net.train.language_data import LANG, language_followers, pop_batch_language
 from espnet_s3net.train.schedules import update_counter_hook
 
@@ -49,6 +57,7 @@ class LanguageMaskTrainerOptions(TrainerOptions):
     mask_source_check: bool
     optim_state_policy: str
     train_data_path_and_name_and_type: Sequence
+    num_iters_per_epoch: Optional[int]
 
 
 def trains_languages(model: torch.nn.Module, options) -> bool:
@@ -77,9 +86,9 @@ def unused_parameters_reasons(model: torch.nn.Module) -> List[str]:
 
 def keep_newest_integer_buffers(output_dir: Path, criteria: Sequence, nbest) -> None:
     """In each ``<phase>.<key>.ave_<n>best.pth`` that ESPnet averaged, replace integer
-    tensors (which ESPnet sums, e.g. update counters) by those of the newest averaged
-    epoch. The epochs are chosen as ESPnet chooses them, from the reporter saved in
-    ``checkpoint.pth``."""
+    tensors (which ESPnet sums, e.g. update counters, or averages into floats, e.g. uint8
+    pathway mask bits) by those of the newest averaged epoch. The epochs are chosen as
+    ESPnet chooses them, from the reporter saved in ``checkpoint.pth``."""
     checkpoint = output_dir / "checkpoint.pth"
     if not checkpoint.exists():
         return
@@ -96,11 +105,50 @@ def keep_newest_integer_buffers(output_dir: Path, criteria: Sequence, nbest) -> 
                 continue
             newest = torch.load(output_dir / f"{max(epochs[:n])}epoch.pth", map_location="cpu")
             averaged = torch.load(path, map_location="cpu")
-            integer = [k for k, v in averaged.items() if not v.is_floating_point() and not v.is_complex()]
+            # by the saved dtype: ESPnet sums int* tensors but turns uint8 (mask bits) into float means
+            integer = [k for k, v in newest.items() if not v.is_floating_point() and not v.is_complex()]
             if integer:
                 averaged.update({k: newest[k] for k in integer})
                 torch.save(averaged, path)
                 logging.info(f"{path}: {', '.join(integer)} taken from epoch {max(epochs[:n])} (not summed)")
+
+
+def total_updates(options, train_iter_factory) -> int:
+    """Optimizer updates of the whole run: ``max_epoch × (B // accum_grad)``, as ESPnet
+    steps after every ``accum_grad``-th batch of an epoch; B, the batches per epoch, is
+    ``num_iters_per_epoch`` or, when None, the length of epoch 1's iterator (the same in
+    every epoch). Steps skipped for a non-finite loss are not subtracted."""
+    batches = options.num_iters_per_epoch
+    if batches is None:
+        try:
+            batches = len(train_iter_factory.build_iter(1))
+        except TypeError:
+            raise ValueError(f"the train iterator ({type(train_iter_factory).__name__}) has no length: "
+                             "set --num_iters_per_epoch to fix the number of updates") from None
+    return options.max_epoch * (batches // options.accum_grad)
+
+
+def start_pathways(model: torch.nn.Module, schedule: PathwaySchedule, train_iter_factory, options,
+                   distributed_option) -> None:
+    """Before training with ``schedule``: check it fits the run's updates
+    (:func:`total_updates`) and the training data's languages, let rank 0 write each
+    round's masks to ``<output_dir>/pathways/``, and keep its buffers out of DDP's buffer
+    broadcast (each rank accumulates its own; the schedule all-reduces what differs)."""
+    if schedule.config.rewind:
+        raise ValueError("pathways.rewind is not supported by this trainer: set it to false")
+    check_schedule(schedule.config, total_updates(options, train_iter_factory))
+    utt2lang = language_input(options.train_data_path_and_name_and_type)
+    if utt2lang is None:
+        raise ValueError(f"pathways are learned per language: add --train_data_path_and_name_and_type "
+                         f"<data dir>/utt2lang,{LANG},text")
+    schedule.check_languages(sorted(set(read_2columns_text(utt2lang).values())))
+    if not distributed_option.distributed or distributed_option.dist_rank == 0:
+        schedule.save_dir = str(Path(options.output_dir) / "pathways")
+        Path(schedule.save_dir).mkdir(parents=True, exist_ok=True)
+    if distributed_option.distributed:
+        prefix = next(name for name, module in model.named_modules() if module is schedule)
+        torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            model, [f"{prefix}.{name}" for name, _ in schedule.named_buffers()])
 
 
 def _distributed() -> bool:
@@ -121,16 +169,21 @@ def _agree_across_ranks(lang: str, bad: bool, device: torch.device) -> bool:
 
 
 def check_parameters_agree(model: torch.nn.Module) -> None:
-    """Raise when ``model``'s parameters differ between DDP ranks (compared by the sum
-    and sum of squares of every tensor, in float64, all-reduced as max and min)."""
-    stats = torch.stack([s for p in model.parameters() for s in (p.detach().double().sum(),
-                                                                 p.detach().double().pow(2).sum())])
+    """Raise when ``model``'s parameters or pathway masks differ between DDP ranks (compared
+    by the sum and sum of squares of every parameter, in float64, and the CRC-32 of every
+    pathway schedule's mask bits, all-reduced as max and min)."""
+    stats = [s for p in model.parameters() for s in (p.detach().double().sum(), p.detach().double().pow(2).sum())]
+    bits = [m.bits for m in model.modules() if isinstance(m, PathwaySchedule)]
+    stats = torch.stack(stats + [torch.tensor(float(zlib.crc32(b.cpu().numpy().tobytes())), dtype=torch.float64,
+                                              device=stats[0].device) for b in bits])
     both = torch.cat([stats, -stats])
     torch.distributed.all_reduce(both, op=torch.distributed.ReduceOp.MAX)
     largest, smallest = both[:len(stats)], -both[len(stats):]
     if not torch.equal(largest, smallest):
-        raise RuntimeError("the model's parameters differ between DDP ranks after this epoch")
-    logging.info(f"parameters identical on all {torch.distributed.get_world_size()} ranks")
+        raise RuntimeError(f"the model's parameters{' or pathway masks' if bits else ''} differ between DDP "
+                           "ranks after this epoch")
+    logging.info(f"parameters{' and pathway masks' if bits else ''} identical on all "
+                 f"{torch.distributed.get_world_size()} ranks")
 
 
 class LanguageBatches:
@@ -202,6 +255,11 @@ class LanguageMaskTrainer(Trainer):
         maskers = find_maskers(model)
         if maskers:
             cls._check_masks(maskers, trainer_options)
+        schedules = [m for m in model.modules() if isinstance(m, PathwaySchedule)]
+        if len(schedules) > 1:
+            raise ValueError(f"the model has {len(schedules)} pathway schedules: one model, one schedule")
+        for schedule in schedules:
+            start_pathways(model, schedule, train_iter_factory, trainer_options, distributed_option)
         if distributed_option.distributed and not trainer_options.unused_parameters:
             reasons = unused_parameters_reasons(model)
             if reasons:
@@ -213,6 +271,8 @@ class LanguageMaskTrainer(Trainer):
         if not distributed_option.distributed or distributed_option.dist_rank == 0:
             keep_newest_integer_buffers(Path(trainer_options.output_dir), trainer_options.best_model_criterion,
                                         trainer_options.keep_nbest_models)
+            for schedule in schedules:
+                schedule.save_masks(str(Path(schedule.save_dir) / "masks.pt"))
 
     @staticmethod
     def _check_masks(maskers: List[LanguageMasker], options) -> None:

@@ -18,6 +18,14 @@ the same way: those an ``ssl_config`` experiment was trained with come with its 
 language is an error. Without a mask file or language modules this is a plain XLSR
 frontend.
 
+With ``pathways`` (ASR pathways, :mod:`espnet_s3net.masks.pathways`: ``target_sparsity``,
+``rounds``, ``updates_per_round``, ... and ``languages``) every language's mask is pruned
+(and regrown) during training, starting from ``mask_file`` or, without it, from all-ones
+masks for ``pathways.languages``; the trainer writes each round's masks to
+``<output_dir>/pathways/``. The current masks are part of the model's state dict, so
+decoding a trained model uses its final masks with the same frontend config (no mask file
+needed when training started from all ones).
+
 Fine-tuning options as in XLSR: frozen conv feature encoder (its parameters get
 ``requires_grad=False``), transformer frozen for the first ``freeze_transformer_steps``
 optimizer updates (counted by :meth:`S3NetFrontend.count_update`, which the trainer calls
@@ -51,6 +59,7 @@ class S3NetFrontend(AbsFrontend):
         mask_file: Optional[str] = None,
         mask_missing: str = "error",
         language_modules: Optional[Dict] = None,
+        pathways: Optional[Dict] = None,
         layer_selection: str = "last",
         freeze_feature_encoder: bool = True,
         freeze_transformer_steps: int = 0,
@@ -65,7 +74,7 @@ class S3NetFrontend(AbsFrontend):
         if layer_selection not in ("last", "weighted_sum"):
             raise ValueError(f"layer_selection must be last or weighted_sum, got {layer_selection!r}")
         self.xlsr = build_xlsr(xlsr_conf, init_checkpoint, ssl_config, ssl_model_file, mask_file, mask_missing,
-                               language_modules)
+                               language_modules, pathways)
         # the pre-training heads are not used downstream
         self.xlsr.quantizer = self.xlsr.project_q = self.xlsr.final_proj = None
         self.layer_selection = layer_selection

@@ -46,15 +46,15 @@ class Net(torch.nn.Module):
         return self.head(x)
 
 
-def _build(config, langs=LANGS, total=10_000, mask_langs=LANGS):
+def _build(config):
     """Model with all-ones pathways, masker, schedule (``model.pathway_schedule``), Adam."""
     model = Net()
     params = prunable_parameters(model)
     ones = SubnetMasks.from_dense({lang: {n: torch.ones(p.shape, dtype=torch.bool) for n, p in params.items()}
-                                   for lang in mask_langs},
+                                   for lang in LANGS},
                                   {"source_fingerprint": parameter_fingerprint(model, list(params))})
     masker = attach_masker(model, ones)
-    model.pathway_schedule = PathwaySchedule(masker, config, langs, total)
+    model.pathway_schedule = PathwaySchedule(masker, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     masker.attach_optimizer(optimizer)
     optimizer.register_step_post_hook(update_counter_hook(model))
@@ -252,13 +252,13 @@ def test_bad_schedule_and_languages():
     check_schedule(config, 400)
     with pytest.raises(ValueError, match="4 × 100 = 400 updates, but training has 399"):
         check_schedule(config, 399)
-    with pytest.raises(ValueError, match="400 updates, but training has 300"):
-        _build(config, total=300)
-    with pytest.raises(ValueError, match="no pathway for language\\(s\\) it of the training data; "
-                                         "the mask file has: es, fr"):
-        _build(config, langs=("es", "fr", "it"))
-    with pytest.raises(ValueError, match="language\\(s\\) fr of the mask file have no training data"):
-        _build(config, langs=("es",))
+    schedule = _build(config)[0].pathway_schedule
+    schedule.check_languages(("fr", "es"))
+    with pytest.raises(ValueError, match="no pathway for language\\(s\\) it of the training data; the pathways "
+                                         "\\(initial masks or pathways.languages\\) are: es, fr"):
+        schedule.check_languages(("es", "fr", "it"))
+    with pytest.raises(ValueError, match="pathway language\\(s\\) fr have no training data"):
+        schedule.check_languages(("es",))
 
 
 def test_masks_change_only_between_a_step_and_the_next_backward():

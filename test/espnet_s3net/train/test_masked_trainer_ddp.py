@@ -19,6 +19,8 @@ from language_data_dirs import data_args as _data_args
 from language_data_dirs import lang_data as _data
 from language_data_dirs import start_model as _start
 
+from espnet_s3net.masks.mask_file import SubnetMasks
+
 pytestmark = pytest.mark.ddp
 
 S3NET = """
@@ -180,6 +182,23 @@ def test_asr_fine_tuning_with_frozen_parts_and_layer_drop(tmp_path):
                 tmp_path)
     assert "parameters identical on all 2 ranks" in logs[0]
     assert "freeze_transformer_steps" in logs[0]
+
+
+def test_asr_pathways_agree_across_ranks(tmp_path):
+    """Round 1 at update 2, a regrow at 3 (gradient sinks all-reduced), round 2 at 4."""
+    d = _data(tmp_path / "data")
+    conf = ASR.replace("    mask_file: {masks}\n", "    pathways: {target_sparsity: 0.5, rounds: 2, "
+                       "updates_per_round: 2, importance: taylor, regrow_every: 3, languages: [es, fr]}\n")
+    (tmp_path / "asr.yaml").write_text(conf.replace("freeze_transformer_steps: 2", "freeze_transformer_steps: 0"))
+    (tmp_path / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
+    logs = _run("espnet2.bin.asr_train",
+                ["--config", str(tmp_path / "asr.yaml"), "--output_dir", str(tmp_path / "exp"),
+                 "--token_type", "word", "--token_list", str(tmp_path / "tokens.txt"), *_data_args(d, text=True)],
+                tmp_path)
+    assert "parameters and pathway masks identical on all 2 ranks" in logs[0], logs[0][-3000:]
+    final = SubnetMasks.load(str(tmp_path / "exp" / "pathways" / "masks.pt"))
+    assert final.meta["sparsity"] == 0.5 and final.meta["updates"] == 4
+    assert (tmp_path / "exp" / "pathways" / "masks_round1.pt").exists()
 
 
 def test_nonfinite_loss_on_one_rank_stops_both(tmp_path):
