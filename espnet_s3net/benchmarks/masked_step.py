@@ -35,41 +35,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from functools import partial
-from typing import List, Optional, Tuple
+from typing import List
 
 import torch
 
 from espnet_s3net.benchmarks._memory import status_kb
-from espnet_s3net.benchmarks._timing import timed
+from espnet_s3net.benchmarks._timing import alternating_rounds
+from espnet_s3net.benchmarks._xlsr_step import StepArm, build_model, fixed_batch
 
 ARMS = ("dense", "shared", "frozen")
 MEMORY_STEPS = 3
-
-
-def _build(config: str, device: str):
-    """The XLSR model (seeded) in training mode on ``device``."""
-    from espnet_s3net.models.xlsr import XLSRModel, get_config
-
-    torch.manual_seed(0)
-    return XLSRModel(get_config(config)).to(device).train()
-
-
-def _batch(model, batch: int, seconds: float, device: str) -> Tuple[torch.Tensor, ...]:
-    """wav (B, S), lengths (B,), span mask (B, T) and distractors (M, K), on ``device``."""
-    from espnet_s3net.models.contrastive import sample_negatives
-    from espnet_s3net.models.span_mask import span_mask
-
-    cfg = model.cfg
-    gen = torch.Generator().manual_seed(1)
-    samples = int(16000 * seconds)
-    frames = samples
-    for _, kernel, stride in cfg.conv_layers:
-        frames = (frames - kernel) // stride + 1
-    mask = span_mask(batch, frames, cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=gen)
-    negatives = sample_negatives(mask.nonzero()[:, 0], cfg.num_negatives, generator=gen)
-    wav, lengths = torch.randn(batch, samples, generator=gen), torch.full((batch,), samples)
-    return tuple(t.to(device) for t in (wav, lengths, mask, negatives))
 
 
 def _masks(model, langs: int):
@@ -84,32 +59,6 @@ def _masks(model, langs: int):
     )
 
 
-class _Arm:
-    """A model, its Adam optimizer and, for a masked arm, its masker (``policy``)."""
-
-    def __init__(self, model, masks, policy: Optional[str]):
-        from espnet_s3net.masks.language_masker import LanguageMasker
-
-        self.model = model
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
-        self.masker = None
-        if policy is not None:
-            self.masker = LanguageMasker(model, masks, missing="error", optim_state_policy=policy)
-            self.masker.attach_optimizer(self.optimizer)
-
-    def step(self, batch, seed: int, lang: Optional[str] = None) -> None:
-        """One training step (``lang``'s sub-network when given)."""
-        if lang is not None:
-            self.masker.activate(lang)
-        torch.manual_seed(seed)
-        wav, lengths, mask, negatives = batch
-        self.model.forward_pretrain(wav, lengths, mask, negatives).loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if lang is not None:
-            self.masker.deactivate()
-
-
 def _peak_kb(device: str) -> int:
     """Peak memory of this process so far (kB): VmHWM on CPU, CUDA max allocated on GPU."""
     if device.startswith("cuda"):
@@ -121,10 +70,10 @@ def _memory_arm(args) -> dict:
     """Child process: one arm's steps; its peak memory for the whole run."""
     from espnet_s3net.masks.mask_file import SubnetMasks
 
-    model = _build(args.config, args.device)
+    model = build_model(args.config, args.device)
     masks = SubnetMasks.load(args.masks) if args.arm != "dense" else None
-    arm = _Arm(model, masks, None if args.arm == "dense" else args.arm)
-    batch = _batch(model, args.batch, args.seconds, args.device)
+    arm = StepArm(model, masks, None if args.arm == "dense" else args.arm)
+    batch = fixed_batch(model, args.batch, args.seconds, args.device)
     for i in range(MEMORY_STEPS):
         arm.step(batch, i, None if masks is None else masks.languages[i % len(masks.languages)])
     return {"peak_kb": _peak_kb(args.device)}
@@ -157,7 +106,7 @@ def main(argv: List[str]) -> dict:
     if args.arm:
         return _memory_arm(args)
 
-    model = _build(args.config, "cpu")
+    model = build_model(args.config, "cpu")
     masks = _masks(model, args.langs)
     with tempfile.TemporaryDirectory() as tmp:
         masks_path = os.path.join(tmp, "masks.pt")
@@ -169,29 +118,21 @@ def main(argv: List[str]) -> dict:
         peaks = {arm: statistics.median(values) for arm, values in runs.items()}
 
     model.to(args.device)
-    dense = _Arm(copy.deepcopy(model), masks, None)  # plain nn.Linear layers
+    dense = StepArm(copy.deepcopy(model), masks, None)  # plain nn.Linear layers
     frozen_model = copy.deepcopy(model)
-    shared = _Arm(model, masks, "shared")
-    frozen = _Arm(frozen_model, masks, "frozen")
-    batch = _batch(model, args.batch, args.seconds, args.device)
+    shared = StepArm(model, masks, "shared")
+    frozen = StepArm(frozen_model, masks, "frozen")
+    batch = fixed_batch(model, args.batch, args.seconds, args.device)
     params = dict(model.named_parameters())
     weights = [params[name] for name in masks.names]
     buffers = [torch.empty_like(w) for w in weights]
     langs = masks.languages
-    steps = {
-        "dense": lambda repeat, lang: dense.step(batch, repeat),
-        "shared": lambda repeat, lang: shared.step(batch, repeat, lang),
-        "frozen": lambda repeat, lang: frozen.step(batch, repeat, lang),
-        "weight_copy": lambda repeat, lang: torch._foreach_copy_(buffers, weights),
-    }
-    times = {name: [] for name in steps}
-    for repeat in range(args.repeats + 1):  # round 0: warm-up
-        lang = langs[repeat % len(langs)]
-        order = list(steps) if repeat % 2 else list(reversed(steps))  # no arm always runs first
-        round_times = {name: timed(partial(steps[name], repeat, lang), args.device) for name in order}
-        if repeat > 0:
-            for name, seconds in round_times.items():
-                times[name].append(seconds)
+    times = alternating_rounds({
+        "dense": lambda repeat: dense.step(batch, repeat),
+        "shared": lambda repeat: shared.step(batch, repeat, langs[repeat % len(langs)]),
+        "frozen": lambda repeat: frozen.step(batch, repeat, langs[repeat % len(langs)]),
+        "weight_copy": lambda repeat: torch._foreach_copy_(buffers, weights),
+    }, args.repeats, args.device)
     median = {name: statistics.median(values) for name, values in times.items()}
     # paired within a round: the machine's drift between rounds cancels
     overhead = statistics.median(m - d for m, d in zip(times["shared"], times["dense"]))

@@ -47,8 +47,28 @@ sinks. The masks, the update count and the accumulators are buffers, so a checkp
 resumes mid-schedule with the same masks (the accumulators make checkpoints larger by as
 much). The masker's masks keep the initial masks' ``source_fingerprint`` (the weights
 training started from, which the trainer checks); a saved mask file records the weights
-at saving. ``rewind`` is recorded in the config and the saved masks' meta; resetting the
-weights at a round is the trainer's to do (not implemented: the trainer refuses ``rewind``).
+at saving.
+
+Rewind (``rewind: true``): at the end of every pruning round, the last included, right
+after the masks change (and before the round's masks are saved, so their
+``source_fingerprint`` is that of the rewind point), every prunable weight, inside and
+outside every pathway, is reset to its value at the rewind point. Only the prunable
+weights (the masks' tensors, about 89% of an XLSR model's parameters): unlike LTH
+(:mod:`espnet_s3net.masks.extraction`), which retrains a private copy from its start and
+rewinds every tensor, pathway training goes on (biases, norms, convolutions, the CTC head
+outside the XLSR model, counters and this schedule's state keep their progress), and the
+XLSR model's other parameters are not a fixed set (the ASR frontend drops the pre-training
+heads after the schedule is built). A regrow does not rewind. The rewind point is the
+weights when the schedule is built, taken again by the trainer when training starts
+(:meth:`PathwaySchedule.record_rewind_point`, after ``--init_param``); it is the buffer
+``rewind_point``, so a resumed run rewinds to the same weights. Cost: one copy of the
+prunable weights in their dtype (float32: ``4·n`` bytes, 0.34 GB for ``xlsr_base``), in
+memory and in every checkpoint. Optimizer state is left as it is (the schedule holds no
+optimizer): Adam's moments and step count, and the learning rate schedule, go on from the
+trained weights' (weight rewinding without learning-rate rewinding); the moments fade
+after about ``1/(1 - β₂)`` updates. The rewind runs in ``count_update``, after the masker
+has put back the weights outside the mask (its step post-hook comes first): nothing undoes
+it.
 
 DDP: every rank sees the same all-reduced gradients and weights, so masks agree; the
 gradient sinks are per rank and summed over ranks (``all_reduce``) before each regrow.
@@ -83,7 +103,7 @@ class PathwayConfig:
         updates_per_round: N optimizer updates per round (≥ 1).
         scope: ``layerwise`` (every tensor at the sparsity) or ``global`` (over all).
         importance: what pruning and dropping remove first: ``magnitude`` or ``taylor``.
-        rewind: reset the weights at each round (recorded; the trainer refuses it).
+        rewind: reset the prunable weights to the rewind point after each round (see above).
         regrow_every: K, updates between drop-and-regrow steps (0: off, plain pathways).
         regrow_fraction: fraction of the pathway dropped and regrown, in (0, 1).
         regrow_criterion: what is regrown first: ``gradient`` or ``taylor``.
@@ -121,13 +141,18 @@ class PathwayConfig:
 
 
 def check_schedule(config: PathwayConfig, total_updates: int) -> None:
-    """Raise ValueError when the R rounds of N updates do not fit in ``total_updates``."""
+    """Raise ValueError when the R rounds of N updates do not fit in ``total_updates`` (with
+    ``rewind``: when no update is left after the last round's rewind)."""
     needed = config.rounds * config.updates_per_round
     if needed > total_updates:
         raise ValueError(
             f"the pathway schedule reaches target sparsity {config.target_sparsity} after rounds × "
             f"updates_per_round = {config.rounds} × {config.updates_per_round} = {needed} updates, but "
             f"training has {total_updates}: lower rounds or updates_per_round, or train longer")
+    if config.rewind and needed == total_updates:
+        raise ValueError(
+            f"with rewind, the last round (update {needed}) resets the weights to the rewind point: training "
+            f"has {total_updates} updates, none left to train the final pathways; train longer")
 
 
 def kept_after_round(n: int, sparsity: float, r: int, rounds: int) -> int:
@@ -181,7 +206,8 @@ class PathwaySchedule(torch.nn.Module):
 
     Buffers: ``updates`` (int64, updates counted), ``bits`` (uint8 (L, ceil(n/8)), the
     current masks packed, languages sorted), ``seen`` (int64 (L,), updates per language
-    since the last change) and, when used, ``importance`` and ``grow`` (float32 (L, n)).
+    since the last change) and, when used, ``importance`` and ``grow`` (float32 (L, n)) and
+    ``rewind_point`` (the prunable weights at the rewind point, (n,)).
     """
 
     def __init__(self, masker: LanguageMasker, config: PathwayConfig):
@@ -210,6 +236,7 @@ class PathwaySchedule(torch.nn.Module):
         self.register_buffer("importance", self._zeros(len(self.languages)) if taylor else None)
         self.register_buffer("grow", self._zeros(len(self.languages)) if regrow else None)
         self.register_buffer("sink", self._zeros() if regrow else None, persistent=False)
+        self.register_buffer("rewind_point", self._weights().to(masker.params[0].dtype) if config.rewind else None)
         if regrow:
             self._connect_sinks()
         self.register_load_state_dict_post_hook(lambda module, incompatible: module._push_masks())
@@ -227,6 +254,24 @@ class PathwaySchedule(torch.nn.Module):
             raise ValueError(f"pathway language(s) {', '.join(no_data)} have no training data: their pathways "
                              "would never be trained; train them or drop them from the initial masks or "
                              "pathways.languages")
+
+    def _rewind_pairs(self):
+        """(prunable weight, its view of ``rewind_point``) pairs."""
+        return zip(self.masker.params, self.masker.masks.split(self.rewind_point).values())
+
+    def record_rewind_point(self) -> None:
+        """With ``rewind``: take the current prunable weights as the rewind point (the
+        trainer calls it when training starts); without it, nothing."""
+        if self.rewind_point is not None:
+            with torch.no_grad():
+                for p, start in self._rewind_pairs():
+                    start.copy_(p)
+
+    def _rewind(self) -> None:
+        """Reset every prunable weight to ``rewind_point``."""
+        with torch.no_grad():
+            for p, start in self._rewind_pairs():
+                p.copy_(start)
 
     def _zeros(self, *lead: int) -> torch.Tensor:
         return torch.zeros(*lead, self.masker.masks.numel, dtype=torch.float32, device=self.masker.params[0].device)
@@ -269,6 +314,8 @@ class PathwaySchedule(torch.nn.Module):
         t, config = int(self.updates), self.config
         if t % config.updates_per_round == 0 and t // config.updates_per_round <= config.rounds:
             self._change(self._prune)
+            if config.rewind:
+                self._rewind()
             if self.save_dir is not None:
                 self.save_masks(os.path.join(self.save_dir, f"masks_round{self.rounds_done}.pt"))
         elif config.regrow_every and t % config.regrow_every == 0:

@@ -131,17 +131,17 @@ def total_updates(options, train_iter_factory) -> int:
 def start_pathways(model: torch.nn.Module, schedule: PathwaySchedule, train_iter_factory, options,
                    distributed_option) -> None:
     """Before training with ``schedule``: check it fits the run's updates
-    (:func:`total_updates`) and the training data's languages, let rank 0 write each
+    (:func:`total_updates`) and the training data's languages, take the rewind point
+    (with ``rewind``; a resume then loads the run's), let rank 0 write each
     round's masks to ``<output_dir>/pathways/``, and keep its buffers out of DDP's buffer
     broadcast (each rank accumulates its own; the schedule all-reduces what differs)."""
-    if schedule.config.rewind:
-        raise ValueError("pathways.rewind is not supported by this trainer: set it to false")
     check_schedule(schedule.config, total_updates(options, train_iter_factory))
     utt2lang = language_input(options.train_data_path_and_name_and_type)
     if utt2lang is None:
         raise ValueError(f"pathways are learned per language: add --train_data_path_and_name_and_type "
                          f"<data dir>/utt2lang,{LANG},text")
     schedule.check_languages(sorted(set(read_2columns_text(utt2lang).values())))
+    schedule.record_rewind_point()  # the weights training starts from (after --init_param)
     if not distributed_option.distributed or distributed_option.dist_rank == 0:
         schedule.save_dir = str(Path(options.output_dir) / "pathways")
         Path(schedule.save_dir).mkdir(parents=True, exist_ok=True)

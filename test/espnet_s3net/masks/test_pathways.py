@@ -218,6 +218,64 @@ def test_resume_mid_schedule_gives_the_same_masks_and_weights(stop):
         assert torch.equal(p, q), name
 
 
+def _snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_rewind_resets_every_prunable_weight_to_the_start_after_each_round():
+    """Rounds end at 3 and 6: right after each, every prunable weight (inside and outside the
+    new pathways) is its start value; the unmasked head is not rewound."""
+    config = PathwayConfig(target_sparsity=0.6, rounds=2, updates_per_round=3, importance="taylor", rewind=True)
+    model, masker, optimizer = _build(config)
+    start = _snapshot(model)
+    after = {}
+    _train(model, masker, optimizer, 0, 8, lambda lang, before: after.setdefault(len(after) + 1, _snapshot(model)))
+    for t in (3, 6):
+        for name in masker.masks.names:
+            assert torch.equal(after[t][name], start[name]), (t, name)
+        assert not torch.equal(after[t]["head.weight"], after[t - 1]["head.weight"]), t  # trained on
+    for t in (2, 5, 7):
+        assert any(not torch.equal(after[t][n], start[n]) for n in masker.masks.names), t
+    assert _kept(masker.masks, "es", "layerwise") == [kept_after_round(p.numel(), 0.6, 2, 2) for p in masker.params]
+    plain = _build(PathwayConfig(target_sparsity=0.6))[0]
+    assert "pathway_schedule.rewind_point" not in plain.state_dict()  # without rewind: no copy
+
+
+def test_rewind_point_is_taken_again_and_resumed():
+    """``record_rewind_point`` (the trainer, at the start) takes the current weights; a resumed
+    run rewinds to its checkpoint's, not to those of the rebuilt model."""
+    config = PathwayConfig(target_sparsity=0.8, rounds=3, updates_per_round=4, importance="taylor", rewind=True,
+                           regrow_every=3)
+    model, masker, optimizer = _build(config)
+    with torch.no_grad():
+        masker.params[0].add_(1.0)
+    model.pathway_schedule.record_rewind_point()
+    start = _snapshot(model)
+    _train(model, masker, optimizer, 0, 14)
+
+    stopped, stopped_masker, stopped_optimizer = _build(config)
+    with torch.no_grad():
+        stopped_masker.params[0].add_(1.0)
+    stopped.pathway_schedule.record_rewind_point()
+    _train(stopped, stopped_masker, stopped_optimizer, 0, 6)  # mid-round 2, after round 1's rewind
+    checkpoint = io.BytesIO()
+    torch.save({"model": stopped.state_dict(), "optim": stopped_optimizer.state_dict()}, checkpoint)
+    checkpoint.seek(0)
+    states = torch.load(checkpoint, weights_only=True)
+    resumed, resumed_masker, resumed_optimizer = _build(config)  # its own start: not shifted
+    resumed.load_state_dict(states["model"])
+    resumed_optimizer.load_state_dict(states["optim"])
+    _train(resumed, resumed_masker, resumed_optimizer, 6, 12)
+    rewound = _snapshot(resumed)
+    for name in masker.masks.names:  # rewound at 12 to the shifted start
+        assert torch.equal(rewound[name], start[name]), name
+    _train(resumed, resumed_masker, resumed_optimizer, 12, 14)
+
+    assert resumed_masker.masks.fingerprint == masker.masks.fingerprint
+    for (name, p), q in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
 def test_save_masks_is_a_mask_file(tmp_path):
     config = PathwayConfig(target_sparsity=0.5, rounds=2, updates_per_round=3)
     model, masker, optimizer = _build(config)
@@ -252,6 +310,11 @@ def test_bad_schedule_and_languages():
     check_schedule(config, 400)
     with pytest.raises(ValueError, match="4 × 100 = 400 updates, but training has 399"):
         check_schedule(config, 399)
+    config.rewind = True
+    check_schedule(config, 401)
+    with pytest.raises(ValueError, match="with rewind, the last round .update 400. resets the weights"):
+        check_schedule(config, 400)
+    config.rewind = False
     schedule = _build(config)[0].pathway_schedule
     schedule.check_languages(("fr", "es"))
     with pytest.raises(ValueError, match="no pathway for language\\(s\\) it of the training data; the pathways "

@@ -96,9 +96,10 @@ def test_killed_and_resumed_run_ends_with_the_same_masks(trained):
     accumulated), resumed with ``--resume true``."""
     proc = subprocess.Popen(asr_train_command("resumed"), cwd=trained, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    epoch1 = trained / "resumed" / "1epoch.pth"
+    epoch1, latest = trained / "resumed" / "1epoch.pth", trained / "resumed" / "latest.pth"
     deadline = time.time() + 120
-    while not epoch1.exists() and time.time() < deadline and proc.poll() is None:
+    # latest.pth: ESPnet links it once 1epoch.pth is completely written
+    while not latest.is_symlink() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # a kill from outside, e.g. a preempted job
     proc.wait()
@@ -167,6 +168,18 @@ def test_start_pathways_checks_the_run_and_sets_up_ranks(tmp_path):
     with pytest.raises(ValueError, match="pathways are learned per language: add --train_data_path_and_name"):
         start_pathways(frontend, schedule, _Batches(7), _options(tmp_path / "e", train_data_path_and_name_and_type=[]),
                        rank0)
-    schedule.config.rewind = True
-    with pytest.raises(ValueError, match="pathways.rewind is not supported by this trainer"):
-        start_pathways(frontend, schedule, _Batches(7), _options(tmp_path / "f"), rank0)
+
+
+def test_start_pathways_takes_the_rewind_point(tmp_path):
+    """With rewind, the weights at the start of training (e.g. after --init_param), not at
+    construction; the copy stays out of DDP's buffer broadcast."""
+    frontend = S3NetFrontend(xlsr_conf={"name": "xlsr_tiny"}, pathways={
+        "target_sparsity": 0.5, "rounds": 2, "updates_per_round": 2, "rewind": True, "languages": list(LANGS)})
+    schedule = frontend.xlsr.pathway_schedule
+    params = schedule.masker.params
+    with torch.no_grad():
+        params[0].add_(1.0)
+    assert not torch.equal(schedule.rewind_point[:params[0].numel()], params[0].reshape(-1))  # construction's
+    start_pathways(frontend, schedule, _Batches(7), _options(tmp_path), SimpleNamespace(distributed=True, dist_rank=0))
+    assert torch.equal(schedule.rewind_point, torch.cat([p.detach().reshape(-1) for p in params]))
+    assert "xlsr.pathway_schedule.rewind_point" in frontend._ddp_params_and_buffers_to_ignore
