@@ -10,10 +10,12 @@ importance and ``gradient`` regrowth every ``--updates_per_round`` updates: per-
 accumulation and gradient sinks). The arms alternate (``--steps`` rounds after a warm-up
 round, an order reversed every round, the same seed in a round); no timed step ends a round.
 
-Then one mask update, timed alone: the ``count_update`` that ends round 1 (the largest
-pruning, every language's full pathway), which prunes all languages and writes the round's
-mask file (as rank 0 does). With regrowth every N = ``--updates_per_round`` updates there
-is one mask change (a round or, after the rounds, a regrow) per N updates.
+Then, timed alone: one ``count_update`` inside a round (after a backward: the score
+accumulation, without the sinks' share, which the backward holds), and one mask update:
+the ``count_update`` that ends round 1 (the largest pruning, every language's full
+pathway), which prunes all languages and writes the round's mask file (as rank 0 does).
+With regrowth every N = ``--updates_per_round`` updates there is one mask change (a round
+or, after the rounds, a regrow) per N updates.
 
 ``ratio`` = (schedule step + mask update / N) / plain step, the step ratio taken as the
 median of the per-round ratios; target ≤ 1.02 (issue 15, ``xlsr_base`` on CPU). One CPU
@@ -49,9 +51,9 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--updates_per_round", type=int, default=1000)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args(argv)
-    if args.updates_per_round <= args.steps + 1:
-        parser.error(f"--updates_per_round must exceed the {args.steps + 1} steps run (--steps + a warm-up): "
-                     "no mask change inside a timed step")
+    if args.updates_per_round <= args.steps + 2:
+        parser.error(f"--updates_per_round must exceed the {args.steps + 2} updates run (--steps, a warm-up and "
+                     "the timed accumulation): no mask change inside a timed step")
     on_gpu = args.device.startswith("cuda")
     if not on_gpu:
         torch.set_num_threads(1)
@@ -72,6 +74,14 @@ def main(argv: List[str]) -> dict:
         "schedule": lambda r: scheduled.step(batch, r, langs[r % len(langs)]),
     }, args.steps, args.device)
 
+    # the per-update accumulation alone (the sinks' share is inside the backward): low noise
+    scheduled.masker.activate(langs[0])
+    torch.manual_seed(0)
+    model.forward_pretrain(*batch).loss.backward()
+    count_s = timed(schedule.count_update, args.device)
+    scheduled.optimizer.zero_grad(set_to_none=True)
+    scheduled.masker.deactivate()
+
     with tempfile.TemporaryDirectory() as tmp:
         schedule.save_dir = tmp
         schedule.updates.fill_(args.updates_per_round - 1)  # the next update ends round 1
@@ -88,6 +98,7 @@ def main(argv: List[str]) -> dict:
         "step_ms": {name: 1e3 * s for name, s in step_s.items()},
         # paired within a round: the machine's drift between rounds cancels
         "accumulation_overhead_ms": 1e3 * statistics.median(s - p for s, p in zip(times["schedule"], times["plain"])),
+        "count_update_ms": 1e3 * count_s,
         "mask_update_ms": 1e3 * update_s,
         "mask_update_per_update_ms": 1e3 * update_s / args.updates_per_round,
         "updates_per_round": args.updates_per_round, "importance": "taylor", "regrow_criterion": "gradient",

@@ -33,7 +33,8 @@ change, then reset):
   ranking of ``|g|``), collected by the masker's opt-in gradient sinks (the masked backward
   zeroes it otherwise); ``taylor``: ``W² ⊙ Σ_t g_t²``, the Taylor score with the weights at
   the regrow. Under a GradScaler these sums are in loss-scaled units (rankings hold while
-  the scale is constant); an update whose collected gradient is not finite adds nothing.
+  the scale is constant); an update whose collected gradient is not finite (or whose
+  squares sum past float32's range) adds nothing.
 
 Defaults (:class:`PathwayConfig`): 4 rounds of 1000 updates, layerwise, magnitude, no
 regrowth; with regrowth (K > 0) 10% of each pathway by the ``gradient`` criterion.
@@ -87,7 +88,7 @@ import torch
 
 from espnet_s3net.masks.language_masker import LanguageMasker
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
-from espnet_s3net.masks.pruning import SCOPES, UNSTRUCTURED, _keep_flat
+from espnet_s3net.masks.pruning import SCOPES, UNSTRUCTURED, keep_highest, select_lowest
 
 IMPORTANCES = ("magnitude", "taylor")
 REGROW_CRITERIA = ("gradient", "taylor")
@@ -171,7 +172,7 @@ def prune_pathway(mask: torch.Tensor, scores: torch.Tensor, n_keep: int) -> torc
     if n_keep > kept.numel():
         raise ValueError(f"pruning cannot grow a pathway: it keeps {kept.numel()} weights, asked to keep {n_keep}")
     out = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)
-    keep = _keep_flat(scores.reshape(-1)[kept].float(), kept.numel() - n_keep)
+    keep = keep_highest(scores.reshape(-1)[kept].float(), kept.numel() - n_keep)
     out[kept[keep]] = True
     return out.view(mask.shape)
 
@@ -186,9 +187,8 @@ def drop_and_regrow(mask: torch.Tensor, drop_scores: torch.Tensor, grow_scores: 
     k = min(round(fraction * kept.numel()), outside.numel())
     out = flat.clone()
     if k:
-        out[kept[torch.sort(drop_scores.reshape(-1)[kept].float(), stable=True).indices[:k]]] = False
-        grow = torch.sort(grow_scores.reshape(-1)[outside].float(), descending=True, stable=True).indices[:k]
-        out[outside[grow]] = True
+        out[kept[select_lowest(drop_scores.reshape(-1)[kept].float(), k)]] = False
+        out[outside[select_lowest(grow_scores.reshape(-1)[outside].float(), k, highest=True)]] = True
     return out.view(mask.shape)
 
 
@@ -217,6 +217,7 @@ class PathwaySchedule(torch.nn.Module):
             raise ValueError(f"pathways prune unstructured masks; {masks.source} has pattern {masks.pattern}")
         self.masker, self.config, self.languages = masker, config, masks.languages
         self.save_dir: Optional[str] = None
+        self._scratch = {}
         self._source = {k: masks.meta[k] for k in ("source_fingerprint",) if k in masks.meta}
         starts = list(itertools.accumulate((masks.shapes[name].numel() for name in masks.names), initial=0))
         # flat ranges pruned as one: each tensor (layerwise) or all (global)
@@ -273,6 +274,14 @@ class PathwaySchedule(torch.nn.Module):
             for p, start in self._rewind_pairs():
                 p.copy_(start)
 
+    def _scratch_for(self, weight: torch.Tensor) -> torch.Tensor:
+        """A buffer of ``weight``'s shape, dtype and device, shared by the weights alike (no
+        weight-sized allocation per update)."""
+        key = (weight.shape, weight.dtype, weight.device)
+        if key not in self._scratch:
+            self._scratch[key] = torch.empty_like(weight, requires_grad=False)
+        return self._scratch[key]
+
     def _zeros(self, *lead: int) -> torch.Tensor:
         return torch.zeros(*lead, self.masker.masks.numel, dtype=torch.float32, device=self.masker.params[0].device)
 
@@ -303,10 +312,10 @@ class PathwaySchedule(torch.nn.Module):
             if self.importance is not None:
                 for acc, p in zip(self.masker.masks.split(self.importance[i]).values(), self.masker.params):
                     if p.grad is not None:
-                        score = p.grad * p
+                        score = torch.mul(p.grad, p, out=self._scratch_for(p))
                         acc.addcmul_(score, score)
             if self.grow is not None:
-                if torch.isfinite(self.sink).all():
+                if torch.isfinite(self.sink.sum()):  # one pass, no bool copy of the sink
                     self.grow[i] += self.sink
                 self.sink.zero_()
         self.seen[i] += 1

@@ -23,7 +23,7 @@ import argparse
 import logging
 import weakref
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict
 
 import torch
 from espnet2.fileio.read_text import load_num_sequence_text, read_2columns_text
@@ -31,18 +31,16 @@ from espnet2.iterators.abs_iter_factory import AbsIterFactory
 
 from espnet_s3net.iterators.language_iter_factory import LANG_NUMEL, LanguageIterFactory
 from espnet_s3net.samplers.language_batch_sampler import LanguageBatchSampler, LanguageCoverageSampler
-from espnet_s3net.train.language_data import LANG, LanguagePreprocessor, language_followers, pop_languages
+from espnet_s3net.train.language_data import (
+    LANG,
+    LanguagePreprocessor,
+    language_followers,
+    language_input,
+    pop_languages,
+)
 
 #: models built by a language task in this process (for streaming iterators)
 _BUILT_MODELS: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
-
-
-def language_input(data_path_and_name_and_type: Sequence) -> Optional[str]:
-    """Path of the ``lang`` data input among ``(path, name, type)`` triples, or None."""
-    for path, name, _ in data_path_and_name_and_type:
-        if name == LANG:
-            return path
-    return None
 
 
 def read_language_inputs(utt2lang_file: str, shape_file: str):

@@ -25,6 +25,14 @@ import torch
 LANG = "lang"
 
 
+def language_input(data_path_and_name_and_type: Sequence) -> Optional[str]:
+    """Path of the ``lang`` data input among ``(path, name, type)`` triples, or None."""
+    for path, name, _ in data_path_and_name_and_type:
+        if name == LANG:
+            return path
+    return None
+
+
 def encode_language(lang: str) -> np.ndarray:
     """``lang`` as an int64 array of code points (L,)."""
     return np.array([ord(c) for c in lang], dtype=np.int64)

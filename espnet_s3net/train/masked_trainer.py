@@ -46,8 +46,7 @@ from espnet2.utils.types import str2bool
 
 from espnet_s3net.masks.language_masker import OPTIM_STATE_POLICIES, LanguageMasker, find_maskers
 from espnet_s3net.masks.pathways import PathwaySchedule, check_schedule
-from espnet_s3net.tasks.language_task import language_input
-from espnet_s3net.train.language_data import LANG, language_followers, pop_batch_language
+from espnet_s3net.train.language_data import LANG, language_followers, language_input, pop_batch_language
 from espnet_s3net.train.schedules import update_counter_hook
 
 

@@ -9,6 +9,7 @@ from espnet_s3net.masks.pruning import (
     parse_pattern,
     prunable_parameters,
     random_masks,
+    select_lowest,
 )
 from espnet_s3net.models.xlsr import XLSRModel, get_config
 
@@ -25,6 +26,22 @@ def test_magnitude_pruning_removes_exactly_the_lowest(seed):
 def test_ties_are_deterministic_by_position():
     keep = masks_from_scores({"w": torch.ones(10)}, 0.3, "layerwise")["w"]
     assert keep.tolist() == [False] * 3 + [True] * 7
+
+
+@pytest.mark.parametrize("highest", [False, True])
+def test_selection_is_a_stable_sort_prefix(highest):
+    gen = torch.Generator().manual_seed(3)
+    scores = torch.randint(0, 5, (200,), generator=gen).float()  # many ties at every boundary
+    order = torch.sort(scores, descending=highest, stable=True).indices
+    for k in (0, 1, 37, 100, 199, 200):
+        expected = torch.zeros(200, dtype=torch.bool)
+        expected[order[:k]] = True
+        assert torch.equal(select_lowest(scores, k, highest), expected), k
+
+
+def test_nan_scores_are_refused():
+    with pytest.raises(ValueError, match="1 of 3 scores are NaN"):
+        select_lowest(torch.tensor([0.1, float("nan"), 0.3]), 1)
 
 
 def test_layerwise_exact_sparsity_per_tensor():
