@@ -16,6 +16,8 @@ import torch
      {"bits_per_weight_per_language", "load_apply_ms"}),
     ("te_cost", ["--config", "xlsr_tiny", "--batches", "1", "--batch", "1", "--seconds", "1", "--repeats", "1"],
      {"ratio", "target"}),
+    ("mask_ops", ["--shape", "64", "32", "--repeats", "3"],
+     {"op_weight_copies", "step_weight_copies", "extra_bytes_per_weight", "copy_ms"}),
     ("decode_rtf", ["--xlsr_config", "xlsr_tiny", "--utts", "2"], {"rtf", "audio_s", "params"}),
     ("masked_step", ["--batch", "1", "--seconds", "1", "--repeats", "1", "--langs", "2", "--memory_runs", "1"],
      {"time_ratio", "overhead_weight_copies", "peak_mem_ratio", "frozen_vs_shared", "peak_mem_ratio_frozen",

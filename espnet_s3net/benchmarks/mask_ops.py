@@ -1,0 +1,79 @@
+"""What one masked training step must cost: the masking passes of a weight, in weight copies.
+
+The ``masked_step`` benchmark measures the whole step; this one explains its
+``overhead_weight_copies``. For one weight of ``--shape`` (float32; default an XLSR base
+feed-forward matrix), each element-wise pass a masked step makes is timed (median of
+``--repeats``, one CPU thread or the GPU with a synchronize) and divided by the time of
+one copy of the weight. Three designs are then summed per step (forward, backward, the
+restore around the optimizer step):
+
+- ``uint8_mask`` (what :mod:`espnet_s3net.masks.language_masker` does): the active
+  language's mask as uint8 (1 byte per weight), converted to the weight's dtype and
+  applied in the forward and again in the backward (``W ⊙ m`` recomputed, not saved),
+  the gradient masked, the weights copied before the step and put back by a lerp;
+- ``float_mask``: the same with the mask kept in the weight's dtype (4 bytes per weight,
+  +3 over uint8, through the activation peak): no conversions;
+- ``float_mask_saved``: also saving ``W ⊙ m`` for the backward (+4 more bytes per weight
+  through the activation peak): no recomputation.
+
+``extra_bytes_per_weight`` is what each design holds beyond the dense model through the
+forward and backward (the bit-packed masks of every language, 1/8 byte per language, come
+on top of all three). Also timed, for the record: ``torch.where``/``masked_fill`` with a
+bool mask, the obvious single-pass alternatives (on this CPU build they are not
+vectorised and cost many copies).
+"""
+
+import argparse
+import statistics
+from typing import Callable, List
+
+import torch
+
+from espnet_s3net.benchmarks._timing import timed
+
+
+def main(argv: List[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="benchmark mask_ops", description=__doc__)
+    parser.add_argument("--shape", type=int, nargs=2, default=[3072, 768], metavar=("OUT", "IN"))
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    args = parser.parse_args(argv)
+    if not args.device.startswith("cuda"):
+        torch.set_num_threads(1)
+
+    gen = torch.Generator().manual_seed(0)
+    shape, dev = tuple(args.shape), args.device
+    w, g = torch.randn(shape, generator=gen).to(dev), torch.randn(shape, generator=gen).to(dev)
+    kept, out = torch.empty_like(w), torch.empty_like(w)
+    mask_u8 = (torch.rand(shape, generator=gen) < 0.5).to(torch.uint8).to(dev)
+    mask_f, mask_b, zero = mask_u8.to(w.dtype), mask_u8.bool(), torch.zeros((), device=dev)
+
+    def median_s(call: Callable[[], object]) -> float:
+        call()
+        return statistics.median(timed(call, dev) for _ in range(args.repeats))
+
+    copy_s = median_s(lambda: kept.copy_(w))
+    ops = {
+        "convert_mask": lambda: out.copy_(mask_u8),
+        "mul_float_mask": lambda: torch.mul(w, mask_f, out=out),
+        "grad_mul_float_mask": lambda: g.mul_(mask_f),
+        "copy_before_step": lambda: kept.copy_(w),
+        "lerp_restore": lambda: torch.lerp(kept, w, mask_f, out=out),
+        "where_bool": lambda: torch.where(mask_b, w, zero, out=out),
+        "masked_fill_bool": lambda: g.masked_fill_(~mask_b, 0),
+    }
+    copies = {name: median_s(call) / copy_s for name, call in ops.items()}
+    apply_u8 = copies["convert_mask"] + copies["mul_float_mask"]
+    restore = copies["copy_before_step"] + copies["lerp_restore"]
+    designs = {
+        # forward, backward (recompute + gradient), restore (+ its conversion)
+        "uint8_mask": 2 * apply_u8 + copies["grad_mul_float_mask"] + restore + copies["convert_mask"],
+        "float_mask": 2 * copies["mul_float_mask"] + copies["grad_mul_float_mask"] + restore,
+        "float_mask_saved": copies["mul_float_mask"] + copies["grad_mul_float_mask"] + restore,
+    }
+    return {
+        "op_weight_copies": copies,
+        "step_weight_copies": designs,
+        "extra_bytes_per_weight": {"uint8_mask": 1, "float_mask": 4, "float_mask_saved": 8},
+        "copy_ms": 1e3 * copy_s, "shape": list(shape), "device": dev, "repeats": args.repeats,
+    }
