@@ -12,10 +12,19 @@ langs="es fr it ky nl ru sv-SE tr tt zh-CN"
 pretrain_config=conf/pretrain_xlsr_small.yaml
 subnet_methods="lth"
 finetune_models="xlsr_cont s3net_lth"
+# on CPU the two arms run side by side (path.sh gives each job one thread: two cores); with
+# --ngpu N one at a time unless --arm_nj says otherwise (each job takes N GPUs)
+arm_nj=2
+prev=
+for arg in "$@"; do
+    [ "${prev}" = --ngpu ] && [ "${arg}" != 0 ] && arm_nj=1
+    prev=${arg}
+done
 
 ./s3net.sh \
     --langs "${langs}" \
     --pretrain_config "${pretrain_config}" \
     --subnet_methods "${subnet_methods}" \
     --finetune_models "${finetune_models}" \
+    --arm_nj "${arm_nj}" \
     "$@"
