@@ -2,6 +2,7 @@
 
 - :func:`use_language`: put a language's sub-network on every masker of a model (the
   Python API's way to choose the language, e.g. for ESPnet's ``Speech2Text``).
+- :class:`CTCEmissions`: one utterance's CTC log-probabilities (forced alignment).
 - :func:`decode_sets`: batched CTC greedy decoding of several single-language test sets
   with one model load (recipe stage 10): each set's language comes from its ``utt2lang``,
   written at data preparation. ESPnet's ``espnet2.bin.asr_inference`` (beam search, one
@@ -64,6 +65,21 @@ class GreedyCTCDecoder:
         best = self.model.ctc.argmax(enc).cpu()
         return [[self.model.token_list[t] for t in ctc_greedy(best[i], int(enc_lens[i]))]
                 for i in range(len(audio))]
+
+
+class CTCEmissions:
+    """CTC log-probabilities of one utterance with an ESPnet ASR model: (S,) float32
+    waveform at 16 kHz -> (T, C) float32 on CPU (e.g. for forced alignment)."""
+
+    def __init__(self, model, device: str):
+        self.model, self.device = model.eval(), device
+        self.dtype = next(model.parameters()).dtype
+
+    @torch.no_grad()
+    def __call__(self, audio: np.ndarray) -> torch.Tensor:
+        speech, lens = pad_waveforms([audio])
+        enc, enc_lens = self.model.encode(speech.to(self.device, self.dtype), lens.to(self.device))
+        return self.model.ctc.log_softmax(enc)[0, :int(enc_lens[0])].float().cpu()
 
 
 def decode_set(decode: Callable, data_dir: str, out_dir: str, batch_bins: int) -> float:

@@ -13,12 +13,21 @@ that language.
 - :func:`shuffle_segments`: the segments concatenated in a random order, each faded in
   and out over ``fade`` samples (raised cosine) so the junctions do not click; the
   duration is kept and the output is the multiset of the faded segments.
+- :func:`shuffle_data_dir`: a data dir's shuffled copy, as a normal data dir (wav.scp,
+  text, utt2lang, ...) for everything downstream; ``espnet_s3net.bin.shuffle_phonemes``
+  runs it with a fine-tuned phoneme CTC model.
 """
 
-from typing import List, Sequence, Tuple
+import logging
+import os
+import zlib
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from espnet_s3net.data.kaldi_dir import Skip, per_utt_files, read_kaldi_map, write_data_dir
+from espnet_s3net.log import Progress
 
 Segment = Tuple[int, int]  # [start, end) in samples
 
@@ -86,3 +95,54 @@ def shuffle_segments(wav: np.ndarray, segments: Sequence[Segment], rng: np.rando
         raise ValueError(f"segments must be contiguous and cover the {len(wav)} samples")
     order = [int(i) for i in rng.permutation(len(segments))]
     return np.concatenate([fade(wav[starts[i]:ends[i]], fade_samples) for i in order]), order
+
+
+def shuffle_data_dir(data_dir: str, out_dir: str, emissions: Callable[[np.ndarray], torch.Tensor],
+                     token_ids: Dict[str, int], blank: int, frame_shift: int, seed: int = 1,
+                     fade_samples: int = 80, text: str = "text_phn") -> Tuple[int, List[Skip]]:
+    """Write the shuffled-phoneme copy of the data dir ``data_dir`` into ``out_dir``.
+
+    Every utterance's phoneme tokens (the ``text`` file, space-separated, looked up in
+    ``token_ids``) are aligned to ``emissions(waveform)`` ((T, C) CTC log-probs), its
+    segments shuffled (seed from ``seed`` and the utterance id: the same output whatever
+    the order or the set) and written as 16 kHz FLAC under ``out_dir/data/``. The other
+    per-utterance files are kept for the written utterances (same ids), ``wav.scp`` points
+    to the new audio. An utterance that cannot be aligned or shuffled is skipped, named in
+    ``out_dir/skipped.tsv`` and counted. Returns (utterances written, skips); no utterance
+    written is an error. A rerun redoes the whole directory.
+    """
+    import soundfile as sf
+
+    files = {name: read_kaldi_map(os.path.join(data_dir, name)) for name in per_utt_files(data_dir)}
+    if text not in files:
+        raise ValueError(f"{data_dir} has no {text}: the phoneme transcripts to align")
+    wav, transcripts = files["wav.scp"], files[text]
+    os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
+    written, skips = {}, []
+    progress = Progress(len(wav), f"shuffling the phonemes of {data_dir}")
+    for utt, path in wav.items():
+        unknown = [t for t in transcripts.get(utt, "").split() if t not in token_ids]
+        if unknown:
+            skips.append(Skip(utt, "token not in the model's token list", " ".join(sorted(set(unknown)))))
+        else:
+            try:
+                audio = sf.read(path, dtype="float32")[0]
+                tokens = [token_ids[t] for t in transcripts.get(utt, "").split()]
+                segments = ctc_segments(emissions(audio), tokens, blank, len(audio), frame_shift)
+                rng = np.random.default_rng([seed, zlib.crc32(utt.encode("utf-8"))])
+                shuffled, _ = shuffle_segments(audio, segments, rng, fade_samples)
+                written[utt] = os.path.abspath(os.path.join(out_dir, "data", f"{utt}.flac"))
+                sf.write(written[utt], shuffled, 16000, format="FLAC", subtype="PCM_16")
+            except AlignmentError as e:
+                skips.append(Skip(utt, "alignment failed", str(e)))
+        progress.update(1)
+    if not written:
+        raise ValueError(f"no utterance of {data_dir} could be shuffled ({len(skips)} skipped, e.g. "
+                         f"{skips[0].item if skips else 'none'}: {skips[0].reason if skips else 'empty set'})")
+    kept = {name: {u: v for u, v in mapping.items() if u in written} for name, mapping in files.items()}
+    kept["wav.scp"] = written
+    write_data_dir(out_dir, kept, skips)
+    for skip in skips:
+        logging.warning(f"phoneme shuffle: skipped {skip.item}: {skip.reason} ({skip.detail})")
+    logging.info(f"{out_dir}: {len(written)} utterances shuffled, {len(skips)} skipped")
+    return len(written), skips

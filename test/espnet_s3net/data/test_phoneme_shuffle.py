@@ -63,3 +63,44 @@ def test_shuffle_is_seeded_and_refuses_what_cannot_be_shuffled():
         shuffle_segments(wav, [(0, 100)], np.random.default_rng(1))
     with pytest.raises(ValueError, match="contiguous"):
         shuffle_segments(wav, [(0, 30), (40, 100)], np.random.default_rng(1))
+
+
+def test_data_dir_copy_is_shuffled_with_named_skips(tmp_path):
+    import soundfile as sf
+
+    from espnet_s3net.data.kaldi_dir import read_kaldi_map, read_skip_rows
+    from espnet_s3net.data.phoneme_shuffle import shuffle_data_dir
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    files = {"wav.scp": {}, "text_phn": {"u1": "a b a", "u2": "a b", "u3": "a x", "u4": "a a a a a a"},
+             "utt2lang": {}, "utt2spk": {}, "utt2num_samples": {}}
+    for utt in ("u1", "u2", "u3", "u4"):
+        audio = (0.1 * rng.standard_normal(3200)).astype(np.float32)  # 10 frames of 320 samples
+        sf.write(src / f"{utt}.flac", audio, 16000, subtype="PCM_16")
+        files["wav.scp"][utt], files["utt2lang"][utt] = str(src / f"{utt}.flac"), "es"
+        files["utt2spk"][utt], files["utt2num_samples"][utt] = "s1", "3200"
+    for name, mapping in files.items():
+        (src / name).write_text("".join(f"{u} {v}\n" for u, v in sorted(mapping.items())))
+
+    def emissions(audio):  # a b a spread over 10 frames, whatever the utterance
+        return _emissions([0, 1, 1, 0, 2, 2, 0, 1, 0, 0], classes=3)
+
+    written, skips = shuffle_data_dir(str(src), str(out), emissions, {"a": 1, "b": 2}, blank=0, frame_shift=320)
+    assert written == 2
+    assert sorted((s.item, s.reason) for s in skips) == [("u3", "token not in the model's token list"),
+                                                         ("u4", "alignment failed")]
+    assert [(s.item, s.reason) for s in read_skip_rows(str(out))] == [(s.item, s.reason) for s in skips]
+    wav = read_kaldi_map(str(out / "wav.scp"))
+    assert sorted(wav) == ["u1", "u2"] and sorted(read_kaldi_map(str(out / "utt2lang"))) == ["u1", "u2"]
+    assert read_kaldi_map(str(out / "text_phn"))["u1"] == "a b a"
+    for utt in wav:
+        shuffled = sf.read(wav[utt], dtype="float32")[0]
+        original = sf.read(files["wav.scp"][utt], dtype="float32")[0]
+        assert len(shuffled) == len(original) and not np.array_equal(shuffled, original)
+    again, _ = shuffle_data_dir(str(src), str(tmp_path / "again"), emissions, {"a": 1, "b": 2}, 0, 320)
+    assert all(np.array_equal(sf.read(wav[u])[0], sf.read(str(tmp_path / "again" / "data" / f"{u}.flac"))[0])
+               for u in wav)
+    with pytest.raises(ValueError, match="no utterance of .* could be shuffled"):
+        shuffle_data_dir(str(src), str(tmp_path / "none"), emissions, {"a": 1, "b": 2}, 0, 1000)
