@@ -45,6 +45,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True)
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    parser.add_argument("--sparsity", type=float, default=None,
+                        help="overrides the config's sparsity (the recipe's pathways experiment: --pathway_sparsity)")
     return parser
 
 
@@ -65,6 +67,10 @@ def main(argv=None) -> None:
         cfg = load_config(args.config)
         if args.seed is not None:
             cfg["seed"] = args.seed
+        if args.sparsity is not None:
+            if not 0.0 <= args.sparsity < 1.0:
+                raise ValueError(f"--sparsity must be in [0, 1), got {args.sparsity}")
+            cfg["sparsity"] = args.sparsity
         device = torch.device("cuda" if args.ngpu > 0 else "cpu")
         model, source_model = load_source_model(device, args.model_config, args.model_file, args.init)
         extract_subnets(model, langs, args.data_root, cfg, args.output, device, source_model)

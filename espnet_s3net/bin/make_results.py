@@ -26,6 +26,12 @@ the paper's: the three languages with the most XLSR-10 pre-training hours (singl
 five). Arms whose experiments record different pre-trained starting models, or seeds scored
 on different utterances, are refused. #params not given for an arm are counted from its
 seeds' ``--model_file``.
+
+``--pathways_table`` (the recipe's pathways experiment) adds a table of every arm's
+per-language and Avg rates with the sparsity and the mean pairwise overlap (IoU) between the
+languages' pathways, computed from the mask file each experiment's model used: its
+``pathways/masks.pt`` (masks learned in fine-tuning), else its config's
+``frontend_conf.mask_file`` (masks fixed before fine-tuning), else none (dense).
 """
 
 import argparse
@@ -45,7 +51,7 @@ from espnet_s3net.scoring.results import (
 )
 
 #: options of the multi-seed mode only
-MULTI_SEED_OPTIONS = ("control", "params", "params_file", "masks", "config")
+MULTI_SEED_OPTIONS = ("control", "params", "params_file", "masks", "config", "pathways_table")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -72,6 +78,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="multi-seed mode: a mask file whose sharing between languages is shown; repeatable")
     parser.add_argument("--config", action="append", metavar="PATH",
                         help="multi-seed mode: a config file listed in the environment block; repeatable")
+    parser.add_argument("--pathways_table", action="store_true",
+                        help="multi-seed mode: add the pathways table (every arm's sparsity and overlap between its "
+                             "languages' pathways, read from the mask file each experiment's model used)")
     parser.add_argument("--n_resamples", type=int, default=10_000, help="bootstrap resamples of the test utterances")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--level", type=float, default=0.95, help="level of the bootstrap intervals")
@@ -98,7 +107,8 @@ def main(argv=None) -> None:
                            for name, value in parse_assignments(args.params, "params").items()})
             text = multi_seed_report(arms, args.control, langs, args.output, args.score, high,
                                      args.n_high or PAPER_N_HIGH, params, parse_assignments(args.masks, "masks"),
-                                     args.config or (), args.n_resamples, args.seed, args.level, args.model_file)
+                                     args.config or (), args.n_resamples, args.seed, args.level, args.model_file,
+                                     args.pathways_table)
         except (ValueError, FileNotFoundError) as exc:
             sys.exit(f"make_results: {exc}")
         print(text, end="")

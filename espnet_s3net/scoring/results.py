@@ -11,7 +11,7 @@ import math
 import os
 import re
 from statistics import mean
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ import torch
 from espnet_s3net.languages import high_resource
 from espnet_s3net.masks.mask_file import SubnetMasks
 from espnet_s3net.scoring.sclite import read_error_rate
-from espnet_s3net.scoring.statistics import LanguageScores
+from espnet_s3net.scoring.statistics import LanguageScores, mean_sd
 
 #: the paper's High: the three languages with the most XLSR-10 pre-training hours (es fr it)
 PAPER_N_HIGH = 3
@@ -185,6 +185,12 @@ def _mean_sd(mean_sd: Tuple[float, float]) -> str:
     return _num(mean) if math.isnan(sd) else f"{_num(mean)} ± {_num(sd)}"
 
 
+def _rate_cell(table, name: str, column: str) -> str:
+    """``mean ± sd [lo, hi]``: an arm's rate in a column, over seeds, with its bootstrap interval."""
+    lo, hi = table.ci(name, column)
+    return _mean_sd(table.mean_sd(name, column)) + ("" if math.isnan(lo) else f" [{_num(lo)}, {_num(hi)}]")
+
+
 def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -194,10 +200,11 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
                       n_high: int = PAPER_N_HIGH, params: Optional[Mapping[str, int]] = None,
                       masks: Optional[Mapping[str, str]] = None, configs: Sequence[str] = (),
                       n_resamples: int = 10_000, seed: int = 0, level: float = 0.95,
-                      model_file: str = "valid.loss.ave.pth") -> str:
+                      model_file: str = "valid.loss.ave.pth", pathways_table: bool = False) -> str:
     """Write RESULTS.md for arms with several seeds each (``arms``: name -> experiment dirs) and
     its pictures next to it (``<output stem>_rates.png``, ``<output stem>_masks_<name>.png``);
-    return the markdown. See ``espnet_s3net.bin.make_results`` for what it holds."""
+    return the markdown. See ``espnet_s3net.bin.make_results`` for what it holds.
+    ``pathways_table``: add the pathways table (:func:`pathways_section`) over every arm."""
     from espnet_s3net.scoring.figures import plot_rates
     from espnet_s3net.scoring.provenance import check_starting_models, duplicate_seeds, environment
     from espnet_s3net.scoring.statistics import TableBootstrap, high_low_avg
@@ -229,6 +236,8 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
     groups = high_low_avg(langs, high)
     metric = "PER" if score_name == "score_wer" else "CER"
 
+    # the masks each arm's models used, read before any scoring work: a missing file stops here
+    arm_masks = {name: [experiment_masks(d) for d in arms[name]] for name in arms} if pathways_table else {}
     starts, unchecked = check_starting_models(arms)
     scores, tools = {}, {}
     for name, dirs in arms.items():
@@ -263,12 +272,7 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
               "(each the mean of its languages' rates).", "",
               _row(["arm", "seeds", *table.columns]), "|---|---:|" + "---:|" * len(table.columns)]
     for name in order:
-        cells = []
-        for column in table.columns:
-            lo, hi = table.ci(name, column)
-            cells.append(_mean_sd(table.mean_sd(name, column))
-                         + ("" if math.isnan(lo) else f" [{_num(lo)}, {_num(hi)}]"))
-        lines.append(_row([name, str(len(arms[name])), *cells]))
+        lines.append(_row([name, str(len(arms[name])), *(_rate_cell(table, name, c) for c in table.columns)]))
     sizes = [f"{lang} {len(scores[control][lang].utts)} ({int(scores[control][lang].ref_len.sum())} tokens)"
              for lang in langs]
     lines += ["", f"Test utterances: {', '.join(sizes)}.", "",
@@ -293,6 +297,8 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
     lines.append("")
     if mask_meta:
         lines += _ablation_section(table, control, mask_meta, metric)
+    if pathways_table:
+        lines += pathways_section(table, order, arms, arm_masks, control, metric)
 
     others = [name for name in order if name != control]
     tested = [c for c in table.columns if table.groups.get(c, [c])]  # not an empty group
@@ -409,3 +415,114 @@ def _mask_sections(masks: Mapping[str, str], loaded_masks: Mapping[str, SubnetMa
                   f"`{path}`: method {meta.get('method')}, scope {meta.get('scope')}, sparsity {meta.get('sparsity')}, "
                   f"languages {' '.join(langs)}", "", f"![{name} mask sharing]({os.path.basename(png)})", ""]
     return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# The pathways experiment: sparsity and overlap of each arm's masks next to its error rates.
+
+#: where a fine-tuning with a pathway schedule writes its final masks (the trainer's save_dir)
+PATHWAY_MASKS = os.path.join("pathways", "masks.pt")
+
+
+class ExperimentMasks(NamedTuple):
+    """The mask file of an experiment's model, and whether the fine-tuning learned it."""
+
+    path: str
+    learned: bool
+
+
+def experiment_masks(exp_dir: str) -> Optional[ExperimentMasks]:
+    """The mask file of the model an experiment decodes with: ``<exp_dir>/pathways/masks.pt``
+    (masks learned in fine-tuning, the final ones), else ``config.yaml``'s
+    ``frontend_conf.mask_file`` (masks fixed before fine-tuning; resolved as the recipe records
+    paths), else None (a dense model)."""
+    import yaml
+
+    from espnet_s3net.scoring.provenance import resolve_recorded_path
+
+    learned = os.path.join(exp_dir, PATHWAY_MASKS)
+    config_path = os.path.join(exp_dir, "config.yaml")
+    if os.path.isfile(learned):
+        return ExperimentMasks(learned, True)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{config_path} does not exist: cannot tell which masks {exp_dir} used")
+    with open(config_path, encoding="utf-8") as f:
+        frontend_conf = (yaml.safe_load(f) or {}).get("frontend_conf") or {}
+    if frontend_conf.get("pathways"):
+        raise FileNotFoundError(f"{exp_dir} trained with a pathway schedule but has no {PATHWAY_MASKS} "
+                                "(unfinished training?)")
+    recorded = frontend_conf.get("mask_file")
+    if recorded is None:
+        return None
+    path = resolve_recorded_path(recorded, exp_dir)
+    if path is None:
+        raise FileNotFoundError(f"the mask file {recorded} of {exp_dir} (its config.yaml) does not exist")
+    return ExperimentMasks(path, False)
+
+
+def mask_statistics(path: str, langs: Sequence[str]) -> Tuple[float, float]:
+    """Sparsity (the fraction of prunable weights pruned, over the languages ``langs``) and the
+    mean pairwise overlap of their pathways over all prunable weights (IoU of the kept weights,
+    ``|m_a ∧ m_b| / |m_a ∨ m_b|``; nan for one language), computed from the mask bits."""
+    from espnet_s3net.masks.report import iou_by_layer
+
+    masks = SubnetMasks.load(path)
+    missing = [lang for lang in langs if lang not in masks.languages]
+    if missing:
+        raise ValueError(f"{path} has no mask for {', '.join(missing)} (it has {' '.join(masks.languages)})")
+    kept = sum(int(np.bitwise_count(masks.packed(lang).numpy()).sum()) for lang in langs)
+    sparsity = 1.0 - kept / (masks.numel * len(langs))
+    _, mask_langs, iou = iou_by_layer(masks)
+    index = [mask_langs.index(lang) for lang in langs]
+    overall = iou[-1][np.ix_(index, index)]
+    overlap = float(overall[np.triu_indices(len(langs), 1)].mean()) if len(langs) > 1 else math.nan
+    return sparsity, overlap
+
+
+def _describe_masks(masks: Optional[ExperimentMasks]) -> str:
+    """The mask column: dense, learned in fine-tuning (method, importance) or fixed (method)."""
+    if masks is None:
+        return "none (dense)"
+    meta = SubnetMasks.load(masks.path).meta
+    method = meta.get("method", "?")
+    if masks.learned:
+        config = meta.get("config") or {}
+        regrow = f", regrow every {config['regrow_every']}" if config.get("regrow_every") else ""
+        return f"learned in fine-tuning: {method}, {config.get('importance', '?')}{regrow}"
+    return f"fixed before fine-tuning: {method} ({meta.get('scope', '?')})"
+
+
+def pathways_section(table, order: Sequence[str], arms: Mapping[str, Sequence[str]],
+                     arm_masks: Mapping[str, Sequence[Optional[ExperimentMasks]]], control: str,
+                     metric: str) -> List[str]:
+    """The pathways table: each arm's per-language and Avg rates (as the first table: mean ± sd
+    over seeds [bootstrap interval]), Avg relative to the control, and the sparsity and mean
+    pairwise overlap between the languages' pathways, from each seed's mask file
+    (:func:`experiment_masks`, :func:`mask_statistics`; mean ± sd over seeds)."""
+    langs = list(table.langs)
+    columns = langs + ["Avg"]
+    lines = ["## Pathways", "",
+             f"{metric} (%) as in the first table (mean ± sd over seeds [bootstrap interval]); Avg vs {control}: "
+             "relative change of the mean Avg. Sparsity: fraction of the prunable weights a language's pathway "
+             "leaves out (over the languages); overlap: intersection over union of two languages' kept weights "
+             "over all prunable weights, mean over language pairs (1: one mask for all languages). Both from the "
+             "mask file each seed's model used (`pathways/masks.pt` of a fine-tuning that learned its masks, "
+             "else its `frontend_conf.mask_file`; none: dense, sparsity 0 and overlap 1), mean ± sd over seeds.",
+             "", _row(["arm", "seeds", "masks", *columns, f"Avg vs {control}", "sparsity", "overlap"]),
+             "|---|---:|---|" + "---:|" * (len(columns) + 3)]
+    control_avg = table.mean_sd(control, "Avg")[0]
+    for name in order:
+        cells = [_rate_cell(table, name, column) for column in columns]
+        avg = table.mean_sd(name, "Avg")[0]
+        relative = "-" if name == control or not control_avg else f"{100.0 * (avg - control_avg) / control_avg:+.1f}%"
+        stats = [(0.0, 1.0) if masks is None else mask_statistics(masks.path, langs) for masks in arm_masks[name]]
+        sparsity = _mean_sd_digits(mean_sd([s for s, _ in stats]), 2)
+        overlap = _mean_sd_digits(mean_sd([o for _, o in stats]), 3)
+        lines.append(_row([name, str(len(arms[name])), _describe_masks(arm_masks[name][0]), *cells, relative,
+                           sparsity, overlap]))
+    return lines + [""]
+
+
+def _mean_sd_digits(mean_sd_value: Tuple[float, float], digits: int) -> str:
+    value, sd = mean_sd_value
+    return _num(value, digits) if math.isnan(sd) else f"{_num(value, digits)} ± {_num(sd, digits)}"

@@ -22,6 +22,13 @@
 #  11  scoring with sclite (phones: score_wer = PER; chars: score_cer)
 #  12  RESULTS.md: one row per model of finetune_models, one column per language, High / Low / Avg
 #
+# --experiment pathways: ASR pathways and its baselines, every arm CTC fine-tuning of the same
+# starting model with the same config, data, updates and seeds (stages 7 and 9-12; stage 8 has
+# nothing to do): xlsr (dense), agnostic (language-agnostic pruned: one mask for all languages),
+# fixed_<pathway_method> (stage 7's masks fixed before fine-tuning), pathways (per-language
+# masks pruned during fine-tuning), dynamic_pathways (also drop-and-regrow); the pruned arms at
+# pathway_sparsity; RESULTS.md with the pathways table (sparsity and overlap from the masks).
+#
 # Experiment directories (stages 6-9) are named from their config and a tag, as ESPnet's
 # asr.sh names exp/asr_<asr_tag>, and every experiment lives inside the directory of the
 # model it starts from, so that a change upstream gives new directories downstream:
@@ -32,6 +39,9 @@
 #   <ssl dir>/xlsr_cont/s3net_<s3net_tag>/                           8  the same, no masks (xlsr_cont)
 #   <ssl dir>/asr_<asr_tag>/                                         9  fine-tuning of xlsr
 #   <S3Net dir>/asr_<asr_tag>/                                       9  fine-tuning of s3net_<method>
+#   <ssl dir>/{agnostic,pathways,dynamic_pathways}/asr_<asr_tag>/    9  pathway arms (masks in pathways/)
+#   <ssl dir>/subnets_<method>[_<subnets_tag>]_sparsity<s>/masks.pt  7  masks of fixed_<method> at pathway_sparsity
+#   <that dir>/asr_<asr_tag>/                                        9  fine-tuning with them fixed (fixed_<method>)
 # Default tags: pretrain_tag = basename of pretrain_config without .yaml (with skip_pretrain:
 # basename of pretrain_init without .pt), s3net_tag = basename of s3net_train_config,
 # asr_tag = basename of asr_config + _<token_type> (+ bpe_vocab_size for bpe); each plus the
@@ -96,8 +106,13 @@ finetune_models="xlsr xlsr_cont s3net_te s3net_lth"  # xlsr: the dense starting 
                         # same continued (stage 8) training as S3Net without masks, the control of
                         # equal budget; s3net_<method>: S3Net training with the <method> masks;
                         # adapter / gating: the same training of per-language adapters / gates
+                        # the pathways arms (all fine-tuning the starting model directly): agnostic,
+                        # pathways, dynamic_pathways (masks learned in fine-tuning, frontend_conf.pathways),
+                        # fixed_<method> (stage 7's <method> masks at pathway_sparsity, fixed)
 adapter_bottleneck=256  # bottleneck of the adapter model's per-language adapters
-asr_config=conf/asr_ctc_small.yaml  # ESPnet ASR config with frontend: s3net
+asr_config=             # ESPnet ASR config with frontend: s3net (default conf/asr_ctc_small.yaml;
+                        # with --experiment pathways conf/asr_ctc_pathways_small.yaml, whose
+                        # frontend_conf.pathways holds the pruned arms' schedule)
 asr_args=               # extra options for espnet2.bin.asr_train
 asr_tag=                # names .../asr_<tag> (default: from asr_config, token_type and asr_args)
 inference_tool=s3net    # s3net: espnet_s3net.bin.asr_inference (batched CTC greedy, all sets in one process);
@@ -107,6 +122,13 @@ inference_args=         # extra options for the inference_tool, e.g. "--batch_bi
 missing_lang_mask=error # s3net tool, a language without a mask: error or dense (logged)
 high_langs=             # High columns of RESULTS.md (default: the top 3 by XLSR-10 hours, as the paper)
 seeds=                  # e.g. "1 2 3": stages 8-11 once per seed (--seed N; dirs *_seed<N>); empty: the configs' seed
+# the pathways experiment
+experiment=             # empty: the models of finetune_models; pathways: finetune_models becomes
+                        # "xlsr agnostic fixed_<pathway_method> pathways dynamic_pathways", subnet_methods
+                        # empty (no S3Net training), and stage 12 writes the multi-seed RESULTS.md
+                        # (one experiment per arm without seeds) with the pathways table
+pathway_sparsity=0.5    # target sparsity of every pruned arm: agnostic, fixed_<method>, pathways, dynamic_pathways
+pathway_method=lth      # extraction method (conf/extract_<method>.yaml) of the fixed_<method> arm
 
 . ./path.sh
 . ./cmd.sh
@@ -143,13 +165,36 @@ if "${skip_pretrain}" && [ -z "${pretrain_init}" ]; then
     log "Error: skip_pretrain=true needs --pretrain_init (a fairseq .pt file or a Hugging Face directory)"
     exit 1
 fi
+case "${experiment}" in
+    "") ;;
+    pathways)
+        finetune_models="xlsr agnostic fixed_${pathway_method} pathways dynamic_pathways"
+        subnet_methods=
+        asr_config=${asr_config:-conf/asr_ctc_pathways_small.yaml}
+        log "The pathways experiment: finetune_models=\"${finetune_models}\", no S3Net training (subnet_methods" \
+            "empty), pathway_sparsity=${pathway_sparsity}, asr_config=${asr_config}" ;;
+    *) log "Error: unknown --experiment '${experiment}' (empty, or pathways)"; exit 1 ;;
+esac
+asr_config=${asr_config:-conf/asr_ctc_small.yaml}
+if ! awk -v s="${pathway_sparsity}" 'BEGIN { exit !(s ~ /^([0-9]+\.?[0-9]*|\.[0-9]+)$/ && s + 0 < 1) }'; then
+    log "Error: pathway_sparsity must be a number in [0, 1), got '${pathway_sparsity}'"
+    exit 1
+fi
 for model in ${finetune_models}; do
     case "${model}" in
-        xlsr|xlsr_cont|adapter|gating|s3net_?*) ;;
-        *) log "Error: finetune_models: unknown model '${model}' (xlsr, xlsr_cont, adapter, gating or" \
-               "s3net_<method>)"; exit 1 ;;
+        xlsr|xlsr_cont|adapter|gating|s3net_?*|agnostic|pathways|dynamic_pathways|fixed_?*) ;;
+        *) log "Error: finetune_models: unknown model '${model}' (xlsr, xlsr_cont, adapter, gating," \
+               "s3net_<method>, agnostic, pathways, dynamic_pathways or fixed_<method>)"; exit 1 ;;
     esac
 done
+# the frontend_conf.pathways value of each model (stage 9), checked against the run now: a
+# schedule that does not fit the run's updates stops the recipe before any training
+declare -A pathway_conf=()
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
+    _lines=$(${python} -m espnet_s3net.bin.pathway_options --asr_config "${asr_config}" --asr_args "${asr_args}" \
+        --arms "${finetune_models}" --sparsity "${pathway_sparsity}" --langs "${langs}") || exit 1
+    while read -r _model _value; do pathway_conf[${_model}]=${_value}; done <<< "${_lines}"
+fi
 
 # Experiment directories (see the top of this file).
 # The suffix ESPnet's asr.sh adds to a tag for its extra args: "--max_epoch 2" -> "_max_epoch2"
@@ -179,6 +224,8 @@ else
     ssl_exp=${expdir}/$(exp_name pretrain "${pretrain_tag}")
 fi
 subnets_exp() { echo "${ssl_exp}/subnets_$1${subnets_tag:+_${subnets_tag}}"; }  # method
+# the masks of fixed_<method>: <method> extracted at pathway_sparsity
+fixed_masks_exp() { echo "$(subnets_exp "$1")_sparsity${pathway_sparsity}"; }  # method
 s3net_exp() { echo "$(subnets_exp "$1")/$(exp_name s3net "${s3net_tag}")"; }   # method
 # stage 8 without masks: xlsr_cont, adapter, gating
 cont_exp() { echo "${ssl_exp}/$1/$(exp_name s3net "${s3net_tag}")"; }
@@ -189,15 +236,26 @@ seed_suffix() { [ "$1" = _ ] || echo "_seed$1"; }
 seed_opts() { [ "$1" = _ ] || echo "--seed $1"; }
 # "<model>@<seed>" for every model of $1 (default finetune_models) and seed
 model_runs() { local m s; for m in ${1:-${finetune_models}}; do for s in ${seed_list}; do echo "${m}@${s}"; done; done; }
-# model seed -> the experiment its frontend starts from (xlsr: the starting model, one for all seeds)
+# models fine-tuned from the starting model itself (no stage 8)
+from_start() { case "$1" in xlsr|agnostic|pathways|dynamic_pathways|fixed_?*) return 0 ;; esac; return 1; }
+# model seed -> the experiment its frontend starts from (xlsr and the pathways arms: the
+# starting model, one for all seeds)
 ssl_exp_of() {
+    if from_start "$1"; then echo "${ssl_exp}"; return; fi
     case "$1" in
-        xlsr) echo "${ssl_exp}" ;;
         xlsr_cont|adapter|gating) echo "$(cont_exp "$1")$(seed_suffix "$2")" ;;
         *) echo "$(s3net_exp "${1#s3net_}")$(seed_suffix "$2")" ;;
     esac
 }
-asr_exp_of() { echo "$(ssl_exp_of "$1" "$2")/$(exp_name asr "${asr_tag}")$(seed_suffix "$2")"; }
+# model seed -> the dir its fine-tuning lives in (that of what makes the arm: its masks or its schedule)
+asr_parent_of() {
+    case "$1" in
+        agnostic|pathways|dynamic_pathways) echo "${ssl_exp}/$1" ;;
+        fixed_?*) fixed_masks_exp "${1#fixed_}" ;;
+        *) ssl_exp_of "$1" "$2" ;;
+    esac
+}
+asr_exp_of() { echo "$(asr_parent_of "$1" "$2")/$(exp_name asr "${asr_tag}")$(seed_suffix "$2")"; }
 # Refuse to start, resume or reuse an experiment whose recorded settings differ:
 # check_experiment <dir> <tag option> <config> <extra args> [--input name=path | --option name=value]...
 check_experiment() {
@@ -360,32 +418,41 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     fi
 fi
 
-# stage 7 job: the masks of method $1 into dir $2, and their report
+# stage 7 job: the masks of method $1 into dir $2 (extra options $3), and their report
 extract_job() {
     # shellcheck disable=SC2086
     ${cuda_cmd} "$2/extract.log" \
         ${python} -m espnet_s3net.bin.extract_subnets --config "${extract_conf_dir}/extract_$1.yaml" \
             ${extract_source_opts} \
-            --data_root "${raw}" --langs "${langs}" --output "$2/masks.pt" --ngpu "${ngpu}"
+            --data_root "${raw}" --langs "${langs}" --output "$2/masks.pt" --ngpu "${ngpu}" $3
     ${python} -m espnet_s3net.bin.mask_report --masks "$2/masks.pt" > "$2/report.log"
     log "Stage 7: done: $2/masks.pt, report: $2/masks_report.md"
 }
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     check_ssl_model 7
-    for method in ${subnet_methods}; do
-        out=$(subnets_exp "${method}")
+    # "<method>@<extra options>": each of subnet_methods at its config's sparsity, and the
+    # method of each fixed_<method> model at pathway_sparsity
+    _extractions=
+    for method in ${subnet_methods}; do _extractions+="${method}@ "; done
+    for model in ${finetune_models}; do
+        case "${model}" in fixed_?*) _extractions+="${model#fixed_}@--sparsity=${pathway_sparsity} " ;; esac
+    done
+    for item in ${_extractions}; do
+        method=${item%%@*} _args=${item#*@}
+        _args=${_args/=/ }
+        if [ -n "${_args}" ]; then out=$(fixed_masks_exp "${method}"); else out=$(subnets_exp "${method}"); fi
         _inputs=
         for l in ${langs}; do _inputs+="--input train_${l}/utt2num_samples=${raw}/train_${l}/utt2num_samples "; done
         # shellcheck disable=SC2086
-        check_experiment "${out}" subnets_tag "${extract_conf_dir}/extract_${method}.yaml" "" \
+        check_experiment "${out}" subnets_tag "${extract_conf_dir}/extract_${method}.yaml" "${_args}" \
             ${ssl_input} ${_inputs} --option "langs=${langs}"
         if [ -f "${out}/masks.pt" ]; then
             log "Stage 7: ${out}/masks.pt exists"
             continue
         fi
-        pool_run "${out}/extract.log" log_then "Stage 7: ${method} sub-networks of ${langs} -> ${out}/masks.pt" \
-            extract_job "${method}" "${out}"
+        pool_run "${out}/extract.log" log_then "Stage 7: ${method} sub-networks of ${langs}${_args:+ (${_args})} -> ${out}/masks.pt" \
+            extract_job "${method}" "${out}" "${_args}"
     done
     pool_wait || { log "Error: stage 7 failed (see the logs named above)"; exit 1; }
 fi
@@ -422,7 +489,9 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
         case "${model}" in xlsr_cont|adapter|gating) _continued+="${model} " ;; esac
     done
     _langs_yaml="[$(echo ${langs} | sed 's/ /, /g')]"
-    for run in $(model_runs "${_continued}"); do
+    [ -n "${_continued}" ] || log "Stage 8: no model to train (no subnet_methods; no xlsr_cont, adapter or gating" \
+        "in finetune_models)"
+    for run in $( [ -z "${_continued}" ] || model_runs "${_continued}"); do
         model=${run%@*} seed=${run#*@}
         out=$(ssl_exp_of "${model}" "${seed}")
         _model_conf=  # one --model_conf value: the masks or the language modules
@@ -483,9 +552,19 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
         model=${run%@*} seed=${run#*@}
         src=$(ssl_exp_of "${model}" "${seed}")
         out=$(asr_exp_of "${model}" "${seed}")
-        if [ "${model}" = xlsr ]; then
+        if from_start "${model}"; then
             _opts="${xlsr_frontend_opts} "
             _inputs="${ssl_input} "
+            case "${model}" in
+                fixed_?*)
+                    _masks=$(fixed_masks_exp "${model#fixed_}")/masks.pt
+                    if [ ! -f "${_masks}" ]; then
+                        log "Error: ${model} fine-tunes with ${_masks}, which does not exist (run stage 7 first)"
+                        exit 1
+                    fi
+                    _opts+="--frontend_conf mask_file=${_masks} "
+                    _inputs+="--input masks=${_masks} " ;;
+            esac
         else
             if [ ! -e "${src}/${inference_model}" ]; then
                 log "Error: fine-tuning ${model} starts from ${src}/${inference_model}, which does not exist" \
@@ -499,6 +578,12 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
                     _opts+="--frontend_conf mask_file=${src}/masks.pt "
                     _inputs+="--input masks=${src}/masks.pt " ;;
             esac
+        fi
+        # the pathway schedule of a pathway arm; null: none although the config has one
+        _pathways=${pathway_conf[${model}]:--}
+        if [ "${_pathways}" != - ]; then
+            _opts+="--frontend_conf pathways=${_pathways} "
+            _inputs+="--option pathways=${_pathways} "
         fi
         _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
         if [ "${token_type}" = bpe ]; then
@@ -541,7 +626,7 @@ decode_job() {
             # language input
             _lang_opt=
             case "${model}" in
-                s3net_*|adapter|gating)
+                s3net_*|adapter|gating|fixed_?*|agnostic|pathways|dynamic_pathways)
                     _lang_opt="--data_path_and_name_and_type ${raw}/test_${l}/utt2lang,lang,text" ;;
             esac
             log "Stage 10: decoding test_${l} with ${out}/${inference_model} (espnet2.bin.asr_inference)"
@@ -585,11 +670,12 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     done
 fi
 
-if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${seed_list}" != _ ]; then
-    # several seeds: every model is an arm with one experiment per seed; means ± sd over
-    # seeds, bootstrap CIs over test utterances, paired tests against the control
-    # (xlsr_cont when fine-tuned, else xlsr), pictures and the mask-sharing heatmaps
-    log "Stage 12: ${expdir}/RESULTS.md (seeds ${seeds})"
+if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && { [ "${seed_list}" != _ ] || [ "${experiment}" = pathways ]; }; then
+    # several seeds (or the pathways experiment): every model is an arm with one experiment per
+    # seed; means ± sd over seeds, bootstrap CIs over test utterances, paired tests against the
+    # control (xlsr_cont when fine-tuned, else xlsr), pictures and the mask-sharing heatmaps;
+    # the pathways experiment adds its table (sparsity and overlap read from each arm's masks)
+    log "Stage 12: ${expdir}/RESULTS.md (seeds ${seeds:-of the configs})"
     _arms=
     _control=xlsr
     for model in ${finetune_models}; do
@@ -602,13 +688,16 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${seed_list}" != _ ]; t
     for model in ${finetune_models}; do
         case "${model}" in s3net_*) _masks+="--masks ${model}=$(subnets_exp "${model#s3net_}")/masks.pt " ;; esac
     done
-    _configs="--config ${asr_config} --config ${s3net_train_config}"
+    _configs="--config ${asr_config}"
+    [ "${experiment}" = pathways ] || _configs+=" --config ${s3net_train_config}"
+    _table=
+    [ "${experiment}" = pathways ] && _table=--pathways_table
     "${skip_pretrain}" || _configs+=" --config ${pretrain_config}"
     # #params as the paper counts them: each arm's self-supervised model (first seed's)
     _first_seed=${seed_list%% *}
     : > "${expdir}/params.txt"
     for model in ${finetune_models}; do
-        if [ "${model}" = xlsr ] && "${skip_pretrain}"; then
+        if from_start "${model}" && "${skip_pretrain}"; then
             _source="--init ${pretrain_init}"
         else
             _src=$(ssl_exp_of "${model}" "${_first_seed}")
@@ -621,7 +710,7 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${seed_list}" != _ ]; t
     # shellcheck disable=SC2086
     ${python} -m espnet_s3net.bin.make_results ${_arms} --control "${_control}" --langs "${langs}" \
         --output "${expdir}/RESULTS.md" --score "${score_dir}" --model_file "${inference_model}" \
-        ${high_langs:+--high "${high_langs}"} ${_masks} ${_configs} --params_file "${expdir}/params.txt"
+        ${high_langs:+--high "${high_langs}"} ${_masks} ${_configs} --params_file "${expdir}/params.txt" ${_table}
 elif [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
     log "Stage 12: ${expdir}/RESULTS.md"
     # one row per model, named as in finetune_models: make_results names a row after its
