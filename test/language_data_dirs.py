@@ -16,6 +16,31 @@ from espnet_s3net.models.xlsr import XLSRModel, get_config
 
 LANGS = ("es", "fr")
 
+#: the ASR config of :func:`train_asr`'s shared tiny CTC model (the ``tiny_ctc`` fixture):
+#: xlsr_tiny ``s3net`` frontend (last layer) with random es/fr masks, passthrough encoder,
+#: word tokens, two updates
+TINY_CTC = """
+frontend: s3net
+frontend_conf:
+    xlsr_conf:
+        name: xlsr_tiny
+    mask_file: masks.pt
+encoder: passthrough
+normalize: null
+model_conf:
+    ctc_weight: 1.0
+batch_type: lang_numel
+batch_bins: 48000
+num_iters_per_epoch: 2
+max_epoch: 1
+optim: adam
+optim_conf:
+    lr: 1.0e-4
+num_workers: 0
+num_att_plot: 0
+mask_source_check: false
+"""
+
 
 def lang_data(d: Path, nan_short: bool = False) -> Path:
     """Two utterances per language (1.0 s and 0.8 s of noise, text "a b a"); with

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from language_data_dirs import LANGS, train_asr
+from language_data_dirs import LANGS
 
 from espnet_s3net.asr.export import export_subnet, storage_sizes
 from espnet_s3net.bin.export_subnet import main as export_main
@@ -22,27 +22,6 @@ from espnet_s3net.models.xlsr import get_config
 transformers = pytest.importorskip("transformers")
 
 LANG = "es"
-CTC = """
-frontend: s3net
-frontend_conf:
-    xlsr_conf:
-        name: xlsr_tiny
-    mask_file: masks.pt
-encoder: passthrough
-normalize: null
-model_conf:
-    ctc_weight: 1.0
-batch_type: lang_numel
-batch_bins: 48000
-num_iters_per_epoch: 2
-max_epoch: 1
-optim: adam
-optim_conf:
-    lr: 1.0e-4
-num_workers: 0
-num_att_plot: 0
-mask_source_check: false
-"""
 # logits of our model and of transformers' (float32, other attention kernels)
 ATOL = 1e-4
 
@@ -52,13 +31,11 @@ def _run(cwd: Path, *args):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A CTC model (xlsr_tiny, last layer, passthrough encoder, word tokens) trained by
-    ``python -m espnet2.bin.asr_train`` with random masks for es and fr, exported for es by
+def trained(tiny_ctc):
+    """The session's tiny CTC model (``tiny_ctc``: xlsr_tiny, last layer, passthrough encoder,
+    word tokens, random masks for es and fr), exported for es by
     ``espnet_s3net.bin.export_subnet`` into ``export_es``."""
-    tmp = tmp_path_factory.mktemp("export")
-    result = train_asr(tmp, CTC)
-    assert result.returncode == 0, result.stderr[-3000:]
+    tmp = tiny_ctc
     with pytest.MonkeyPatch.context() as patch:   # in-process: ESPnet's imports take seconds
         patch.chdir(tmp)
         export_main(["--asr_train_config", "exp/config.yaml", "--asr_model_file", "exp/1epoch.pth",
