@@ -149,7 +149,7 @@ def test_pathways_experiment_end_to_end(tmp_path):
     for arm in ARMS:
         assert (_asr_dir(root, arm, "") / "decode_test_fr" / "score_wer" / "utt_errors").exists()
 
-    results = (recipe / "exp" / "RESULTS.md").read_text()
+    results = (recipe / "exp" / "RESULTS_pathways.md").read_text()
     section = results.split("## Pathways")[1].split("\n## ")[0]
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")]
             for line in section.splitlines() if line.startswith("| ") and not line.startswith("| arm ")}

@@ -27,7 +27,8 @@
 # nothing to do): xlsr (dense), agnostic (language-agnostic pruned: one mask for all languages),
 # fixed_<pathway_method> (stage 7's masks fixed before fine-tuning), pathways (per-language
 # masks pruned during fine-tuning), dynamic_pathways (also drop-and-regrow); the pruned arms at
-# pathway_sparsity; RESULTS.md with the pathways table (sparsity and overlap from the masks).
+# pathway_sparsity; RESULTS_pathways.md with the pathways table (sparsity and overlap from the
+# masks), next to the main experiment's RESULTS.md (both start from the same model).
 #
 # Experiment directories (stages 6-9) are named from their config and a tag, as ESPnet's
 # asr.sh names exp/asr_<asr_tag>, and every experiment lives inside the directory of the
@@ -675,7 +676,10 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && { [ "${seed_list}" != _ ] 
     # seed; means ± sd over seeds, bootstrap CIs over test utterances, paired tests against the
     # control (xlsr_cont when fine-tuned, else xlsr), pictures and the mask-sharing heatmaps;
     # the pathways experiment adds its table (sparsity and overlap read from each arm's masks)
-    log "Stage 12: ${expdir}/RESULTS.md (seeds ${seeds:-of the configs})"
+    # the pathways experiment shares the starting model (and the exp dir) with the main one:
+    # its own RESULTS_pathways.md and params_pathways.txt
+    _results=${expdir}/RESULTS${experiment:+_${experiment}}.md _params=${expdir}/params${experiment:+_${experiment}}.txt
+    log "Stage 12: ${_results} (seeds ${seeds:-of the configs})"
     _arms=
     _control=xlsr
     for model in ${finetune_models}; do
@@ -695,7 +699,7 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && { [ "${seed_list}" != _ ] 
     "${skip_pretrain}" || _configs+=" --config ${pretrain_config}"
     # #params as the paper counts them: each arm's self-supervised model (first seed's)
     _first_seed=${seed_list%% *}
-    : > "${expdir}/params.txt"
+    : > "${_params}"
     for model in ${finetune_models}; do
         if from_start "${model}" && "${skip_pretrain}"; then
             _source="--init ${pretrain_init}"
@@ -705,12 +709,12 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && { [ "${seed_list}" != _ ] 
         fi
         # shellcheck disable=SC2086
         _n=$(${python} -m espnet_s3net.bin.count_params ${_source})
-        echo "${model} ${_n}" >> "${expdir}/params.txt"
+        echo "${model} ${_n}" >> "${_params}"
     done
     # shellcheck disable=SC2086
     ${python} -m espnet_s3net.bin.make_results ${_arms} --control "${_control}" --langs "${langs}" \
-        --output "${expdir}/RESULTS.md" --score "${score_dir}" --model_file "${inference_model}" \
-        ${high_langs:+--high "${high_langs}"} ${_masks} ${_configs} --params_file "${expdir}/params.txt" ${_table}
+        --output "${_results}" --score "${score_dir}" --model_file "${inference_model}" \
+        ${high_langs:+--high "${high_langs}"} ${_masks} ${_configs} --params_file "${_params}" ${_table}
 elif [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
     log "Stage 12: ${expdir}/RESULTS.md"
     # one row per model, named as in finetune_models: make_results names a row after its
