@@ -9,6 +9,7 @@ import yaml
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
+from espnet_s3net.models.distill import HEADS_PREFIX
 from espnet_s3net.models.xlsr import XLSRConfig, XLSRModel, get_config
 
 
@@ -158,6 +159,14 @@ def _yaml_plain(value):
     return [_yaml_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
+def _drop_training_only(state_dict, prefix, *args) -> None:
+    """Load pre-hook: a distillation checkpoint (:mod:`espnet_s3net.models.distill`) is the
+    student as ``xlsr.*`` plus its prediction heads (``distill_heads.*``, training only),
+    which a pre-trained XLSR model does not have: they are left out."""
+    for key in [k for k in state_dict if k.startswith(prefix + HEADS_PREFIX)]:
+        del state_dict[key]
+
+
 def find_xlsr(model: torch.nn.Module) -> XLSRModel:
     """The first XLSRModel inside ``model`` (a task model, a frontend, ...)."""
     for module in model.modules():
@@ -197,6 +206,8 @@ class XLSRPretrainModel(AbsESPnetModel):
             xlsr_conf = {"name": "xlsr_base"}
         self.xlsr = build_xlsr(xlsr_conf, init_checkpoint, mask_file=mask_file, mask_missing=mask_missing,
                                language_modules=language_modules)
+        # checkpoints of a distilled student (espnet_s3net.models.distill) load as they are
+        self._register_load_state_dict_pre_hook(_drop_training_only)
 
     def forward(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs

@@ -22,6 +22,11 @@ import torch
     ("masked_step", ["--batch", "1", "--seconds", "1", "--repeats", "1", "--langs", "2", "--memory_runs", "1"],
      {"time_ratio", "overhead_weight_copies", "peak_mem_ratio", "frozen_vs_shared", "peak_mem_ratio_frozen",
       "targets", "meets_targets"}),
+    ("l2s_step", ["--xlsr_config", "xlsr_tiny", "--batch", "1", "--seconds", "1", "--repeats", "1",
+                  "--teacher_steps", "1"],
+     {"ratio", "target", "meets_target", "step_ms", "teacher_ms", "cache_read_ms", "teacher_share"}),
+    ("distil_step", ["--config", "xlsr_tiny", "--batch", "1", "--seconds", "1", "--repeats", "1"],
+     {"time_ratio", "time_ratio_conv_trained", "target", "meets_target", "student_params", "layer_map"}),
 ])
 def test_benchmark_prints_one_json_line(name, args, keys):
     out = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.benchmark", name, *args],
