@@ -27,6 +27,10 @@ five). Arms whose experiments record different pre-trained starting models, or s
 on different utterances, are refused. #params not given for an arm are counted from its
 seeds' ``--model_file``.
 
+``--distill_l2s_table`` (the recipe's Distill-L2S experiment, usually with ``--high ""``: its
+languages are all low-resource) adds a table of every language's rate without the auxiliary
+loss (the control) and with it (each other arm), with the paired difference.
+
 ``--pathways_table`` (the recipe's pathways experiment) adds a table of every arm's
 per-language and Avg rates with the sparsity and the mean pairwise overlap (IoU) between the
 languages' pathways, computed from the mask file each experiment's model used: its
@@ -51,7 +55,7 @@ from espnet_s3net.scoring.results import (
 )
 
 #: options of the multi-seed mode only
-MULTI_SEED_OPTIONS = ("control", "params", "params_file", "masks", "config", "pathways_table")
+MULTI_SEED_OPTIONS = ("control", "params", "params_file", "masks", "config", "pathways_table", "distill_l2s_table")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -63,7 +67,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--langs", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--high", default=None,
-                        help="high-resource languages (default: the --n_high with the most XLSR-10 hours)")
+                        help="high-resource languages (default: the --n_high with the most XLSR-10 hours; with "
+                             "--arm, \"\" for none: every language Low)")
     parser.add_argument("--n_high", type=int, default=None,
                         help=f"number of High languages when --high is not given (default: {PAPER_N_HIGH} as in "
                              "the paper with --arm, 5 with --exp_dirs)")
@@ -81,6 +86,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pathways_table", action="store_true",
                         help="multi-seed mode: add the pathways table (every arm's sparsity and overlap between its "
                              "languages' pathways, read from the mask file each experiment's model used)")
+    parser.add_argument("--distill_l2s_table", action="store_true",
+                        help="multi-seed mode: add the Distill-L2S table (each language's rate without the loss, "
+                             "the control, and with it, with the paired difference)")
     parser.add_argument("--n_resamples", type=int, default=10_000, help="bootstrap resamples of the test utterances")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--level", type=float, default=0.95, help="level of the bootstrap intervals")
@@ -91,7 +99,9 @@ def main(argv=None) -> None:
     parser = get_parser()
     args = parser.parse_args(argv)
     langs = args.langs.split()
-    high = args.high.split() if args.high else None
+    high = args.high.split() if args.high is not None else None
+    if args.exp_dirs and high == []:
+        high = None
     if args.exp_dirs:
         given = [f"--{name}" for name in MULTI_SEED_OPTIONS if getattr(args, name)]
         if given:
@@ -108,7 +118,7 @@ def main(argv=None) -> None:
             text = multi_seed_report(arms, args.control, langs, args.output, args.score, high,
                                      args.n_high or PAPER_N_HIGH, params, parse_assignments(args.masks, "masks"),
                                      args.config or (), args.n_resamples, args.seed, args.level, args.model_file,
-                                     args.pathways_table)
+                                     args.pathways_table, args.distill_l2s_table)
         except (ValueError, FileNotFoundError) as exc:
             sys.exit(f"make_results: {exc}")
         print(text, end="")

@@ -200,11 +200,14 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
                       n_high: int = PAPER_N_HIGH, params: Optional[Mapping[str, int]] = None,
                       masks: Optional[Mapping[str, str]] = None, configs: Sequence[str] = (),
                       n_resamples: int = 10_000, seed: int = 0, level: float = 0.95,
-                      model_file: str = "valid.loss.ave.pth", pathways_table: bool = False) -> str:
+                      model_file: str = "valid.loss.ave.pth", pathways_table: bool = False,
+                      distill_l2s_table: bool = False) -> str:
     """Write RESULTS.md for arms with several seeds each (``arms``: name -> experiment dirs) and
     its pictures next to it (``<output stem>_rates.png``, ``<output stem>_masks_<name>.png``);
     return the markdown. See ``espnet_s3net.bin.make_results`` for what it holds.
-    ``pathways_table``: add the pathways table (:func:`pathways_section`) over every arm."""
+    ``pathways_table``: add the pathways table (:func:`pathways_section`) over every arm.
+    ``distill_l2s_table``: add the Distill-L2S table (:func:`distill_l2s_section`). ``high``:
+    None for the default High, ``[]`` for none (every language Low)."""
     from espnet_s3net.scoring.figures import plot_rates
     from espnet_s3net.scoring.provenance import check_starting_models, duplicate_seeds, environment
     from espnet_s3net.scoring.statistics import TableBootstrap, high_low_avg
@@ -232,7 +235,7 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
     for name, path in (masks or {}).items():
         if not os.path.isfile(path):
             raise FileNotFoundError(f"mask file {path} (--masks {name}) does not exist")
-    high = list(high) if high else high_resource(langs, n_high)
+    high = list(high) if high is not None else high_resource(langs, n_high)
     groups = high_low_avg(langs, high)
     metric = "PER" if score_name == "score_wer" else "CER"
 
@@ -268,7 +271,7 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
               f"of that mean (the test utterances of each language resampled {n_resamples} times, seed {seed}; "
               "the same resamples for every arm and seed). With every seed scored on the same utterances, the "
               "mean over seeds is also the rate of the errors pooled over seeds. "
-              f"High: {' '.join(groups['High'])}; Low: {' '.join(groups['Low']) or '-'}; Avg: all "
+              f"High: {' '.join(groups['High']) or '-'}; Low: {' '.join(groups['Low']) or '-'}; Avg: all "
               "(each the mean of its languages' rates).", "",
               _row(["arm", "seeds", *table.columns]), "|---|---:|" + "---:|" * len(table.columns)]
     for name in order:
@@ -299,6 +302,8 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
         lines += _ablation_section(table, control, mask_meta, metric)
     if pathways_table:
         lines += pathways_section(table, order, arms, arm_masks, control, metric)
+    if distill_l2s_table:
+        lines += distill_l2s_section(table, order, control, metric, pct)
 
     others = [name for name in order if name != control]
     tested = [c for c in table.columns if table.groups.get(c, [c])]  # not an empty group
@@ -526,3 +531,33 @@ def pathways_section(table, order: Sequence[str], arms: Mapping[str, Sequence[st
 def _mean_sd_digits(mean_sd_value: Tuple[float, float], digits: int) -> str:
     value, sd = mean_sd_value
     return _num(value, digits) if math.isnan(sd) else f"{_num(value, digits)} ± {_num(sd, digits)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The Distill-L2S experiment: each language's rate without (the control) and with the loss.
+
+
+def distill_l2s_section(table, order: Sequence[str], control: str, metric: str, pct: str = "95%") -> List[str]:
+    """The Distill-L2S table: per language (and the languages' mean, Avg) the control's rate
+    (plain CTC) and each other arm's (CTC + the auxiliary loss, one arm per λ), as in the first
+    table (mean ± sd over seeds [bootstrap interval]), with Δ = arm − control, its paired
+    bootstrap interval and p-value (the same resamples as the paired tests below)."""
+    rows = list(table.langs) + ["Avg"]
+    others = [name for name in order if name != control]
+    header = ["language", f"{control} (no L2S loss)"]
+    for name in others:
+        header += [name, f"Δ {name}", f"{pct} interval", "p"]
+    lines = ["## Distill-L2S", "",
+             f"{metric} (%) of each low-resource language, fine-tuned alone (one model per language and seed), "
+             f"without the Distill-L2S loss ({control}: plain CTC, λ = 0) and with it (one arm per λ): mean ± sd "
+             f"over seeds [{pct} bootstrap interval]. Δ = arm − {control} ({metric} points; negative: the loss "
+             "helps), its paired bootstrap interval and two-sided p-value. Avg: mean over the languages.", "",
+             _row(header), "|---|" + "---:|" * (len(header) - 1)]
+    for column in rows:
+        cells = [column, _rate_cell(table, control, column)]
+        for name in others:
+            test = table.paired(name, control, column)
+            cells += [_rate_cell(table, name, column), _num(test.difference, 2),
+                      f"[{_num(test.ci[0], 2)}, {_num(test.ci[1], 2)}]", _p(test.p_bootstrap)]
+        lines.append(_row(cells))
+    return lines + [""]

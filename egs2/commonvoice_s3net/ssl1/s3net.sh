@@ -30,6 +30,14 @@
 # pathway_sparsity; RESULTS_pathways.md with the pathways table (sparsity and overlap from the
 # masks), next to the main experiment's RESULTS.md (both start from the same model).
 #
+# --experiment distill_l2s: Distill-L2S (Choi & Park, Interspeech 2022): CTC fine-tuning of each
+# low-resource language alone (every language of langs but the High ones: high_langs, default the
+# top 3 by XLSR-10 hours) from the starting model, without (arm ctc: plain CTC, lambda 0) and with
+# the auxiliary loss of a text teacher (arm l2s: the asr_config's lambda; or l2s_lambda<value> per
+# value of l2s_lambdas), the same config (conf/asr_ctc_l2s_small.yaml), data, updates and seeds;
+# stage 8 trains the text teacher on the training transcripts (or l2s_teacher_dir gives one);
+# RESULTS_distill_l2s.md with the per-language table (stages 8-12; stage 7 has nothing to do).
+#
 # Experiment directories (stages 6-9) are named from their config and a tag, as ESPnet's
 # asr.sh names exp/asr_<asr_tag>, and every experiment lives inside the directory of the
 # model it starts from, so that a change upstream gives new directories downstream:
@@ -43,6 +51,8 @@
 #   <ssl dir>/{agnostic,pathways,dynamic_pathways}/asr_<asr_tag>/    9  pathway arms (masks in pathways/)
 #   <ssl dir>/subnets_<method>[_<subnets_tag>]_sparsity<s>/masks.pt  7  masks of fixed_<method> at pathway_sparsity
 #   <that dir>/asr_<asr_tag>/                                        9  fine-tuning with them fixed (fixed_<method>)
+#   ${expdir}/text_teacher[_<l2s_teacher_args suffix>]/              8  Distill-L2S text teacher (self-trained)
+#   <ssl dir>/distill_l2s_<teacher>/<arm>/asr_<asr_tag>/<lang>/      9  Distill-L2S fine-tuning of one language
 # Default tags: pretrain_tag = basename of pretrain_config without .yaml (with skip_pretrain:
 # basename of pretrain_init without .pt), s3net_tag = basename of s3net_train_config,
 # asr_tag = basename of asr_config + _<token_type> (+ bpe_vocab_size for bpe); each plus the
@@ -123,13 +133,20 @@ inference_args=         # extra options for the inference_tool, e.g. "--batch_bi
 missing_lang_mask=error # s3net tool, a language without a mask: error or dense (logged)
 high_langs=             # High columns of RESULTS.md (default: the top 3 by XLSR-10 hours, as the paper)
 seeds=                  # e.g. "1 2 3": stages 8-11 once per seed (--seed N; dirs *_seed<N>); empty: the configs' seed
-# the pathways experiment
+# the pathways and Distill-L2S experiments
 experiment=             # empty: the models of finetune_models; pathways: finetune_models becomes
                         # "xlsr agnostic fixed_<pathway_method> pathways dynamic_pathways", subnet_methods
                         # empty (no S3Net training), and stage 12 writes the multi-seed RESULTS.md
-                        # (one experiment per arm without seeds) with the pathways table
+                        # (one experiment per arm without seeds) with the pathways table; distill_l2s:
+                        # the arms ctc and l2s (or l2s_lambda<value>) instead of finetune_models (see above)
 pathway_sparsity=0.5    # target sparsity of every pruned arm: agnostic, fixed_<method>, pathways, dynamic_pathways
 pathway_method=lth      # extraction method (conf/extract_<method>.yaml) of the fixed_<method> arm
+# the Distill-L2S experiment
+l2s_lambdas=            # optional sweep, e.g. "0.1 1.0": one arm l2s_lambda<value> each (empty: one arm l2s
+                        # with asr_config's model_conf.distill_l2s_conf.lambda); plain CTC (ctc) always runs
+l2s_teacher_dir=        # the text teacher: a local Hugging Face text encoder dir (XLM-R / InfoXLM) or a
+                        # train_text_teacher dir; empty: stage 8 trains one on the training transcripts
+l2s_teacher_args=       # extra options for espnet_s3net.bin.train_text_teacher (stage 8), e.g. "--steps 500"
 
 . ./path.sh
 . ./cmd.sh
@@ -174,9 +191,33 @@ case "${experiment}" in
         asr_config=${asr_config:-conf/asr_ctc_pathways_small.yaml}
         log "The pathways experiment: finetune_models=\"${finetune_models}\", no S3Net training (subnet_methods" \
             "empty), pathway_sparsity=${pathway_sparsity}, asr_config=${asr_config}" ;;
-    *) log "Error: unknown --experiment '${experiment}' (empty, or pathways)"; exit 1 ;;
+    distill_l2s)
+        finetune_models=
+        subnet_methods=
+        asr_config=${asr_config:-conf/asr_ctc_l2s_small.yaml} ;;
+    *) log "Error: unknown --experiment '${experiment}' (empty, pathways or distill_l2s)"; exit 1 ;;
 esac
 asr_config=${asr_config:-conf/asr_ctc_small.yaml}
+# the Distill-L2S experiment's low-resource languages, text teacher and arms (name -> lambda),
+# checked before any stage: a lambda < 0, a teacher dir that is missing or holds no text teacher,
+# or no low-resource language stops here
+l2s_low= l2s_teacher_type= l2s_arms=
+declare -A l2s_lambda=()
+if [ "${experiment}" = distill_l2s ]; then
+    _lines=$(${python} -m espnet_s3net.bin.l2s_options --asr_config "${asr_config}" --lambdas "${l2s_lambdas}" \
+        --teacher_dir "${l2s_teacher_dir}" --langs "${langs}" --high_langs "${high_langs}") || exit 1
+    while read -r _kind _name _value; do
+        case "${_kind}" in
+            low) l2s_low="${_name} ${_value}" ;;
+            teacher) l2s_teacher_type=${_name} ;;
+            arm) l2s_arms+="${_name} "; l2s_lambda[${_name}]=${_value} ;;
+        esac
+    done <<< "${_lines}"
+    l2s_low=$(echo ${l2s_low})
+    log "The Distill-L2S experiment: arms ${l2s_arms}(lambda:$(for a in ${l2s_arms}; do printf ' %s' "${l2s_lambda[${a}]}"; done))," \
+        "each low-resource language fine-tuned alone: ${l2s_low}; teacher ${l2s_teacher_type}" \
+        "${l2s_teacher_dir:-(self-trained in stage 8)}; asr_config=${asr_config}; no S3Net training"
+fi
 if ! awk -v s="${pathway_sparsity}" 'BEGIN { exit !(s ~ /^([0-9]+\.?[0-9]*|\.[0-9]+)$/ && s + 0 < 1) }'; then
     log "Error: pathway_sparsity must be a number in [0, 1), got '${pathway_sparsity}'"
     exit 1
@@ -191,7 +232,7 @@ done
 # the frontend_conf.pathways value of each model (stage 9), checked against the run now: a
 # schedule that does not fit the run's updates stops the recipe before any training
 declare -A pathway_conf=()
-if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" != distill_l2s ]; then
     _lines=$(${python} -m espnet_s3net.bin.pathway_options --asr_config "${asr_config}" --asr_args "${asr_args}" \
         --arms "${finetune_models}" --sparsity "${pathway_sparsity}" --langs "${langs}") || exit 1
     while read -r _model _value; do pathway_conf[${_model}]=${_value}; done <<< "${_lines}"
@@ -257,6 +298,16 @@ asr_parent_of() {
     esac
 }
 asr_exp_of() { echo "$(asr_parent_of "$1" "$2")/$(exp_name asr "${asr_tag}")$(seed_suffix "$2")"; }
+# the Distill-L2S experiment: its text teacher (given, or trained in stage 8), and the fine-tuning
+# of arm $1, seed $2 as one dir per seed holding one experiment per low-resource language
+if [ -n "${l2s_teacher_dir}" ]; then
+    l2s_teacher=${l2s_teacher_dir%/}
+else
+    l2s_teacher=${expdir}/text_teacher$(args_suffix "${l2s_teacher_args}")
+fi
+l2s_root=${ssl_exp}/distill_l2s_$(basename "${l2s_teacher}")
+l2s_arm_exp() { echo "${l2s_root}/$1/$(exp_name asr "${asr_tag}")$(seed_suffix "$2")"; }  # arm seed
+l2s_exp_of() { echo "$(l2s_arm_exp "$1" "$2")/$3"; }  # arm seed lang
 # Refuse to start, resume or reuse an experiment whose recorded settings differ:
 # check_experiment <dir> <tag option> <config> <extra args> [--input name=path | --option name=value]...
 check_experiment() {
@@ -265,11 +316,12 @@ check_experiment() {
     ${python} -m espnet_s3net.bin.check_experiment --exp_dir "${dir}" --tag_option "${tag_option}" \
         --config "${config}" --args="${args}" "$@"
 }
-# --input options for the fingerprints of the training data (train_multi, dev_multi) files
-# utt2num_samples, utt2lang and the given ones
+# --input options for the fingerprints of the training data (train_multi, dev_multi; with
+# data_sets="train_<l> dev_<l>" those) files utt2num_samples, utt2lang and the given ones
+data_sets="train_multi dev_multi"
 data_inputs() {
     local s f
-    for s in train_multi dev_multi; do
+    for s in ${data_sets}; do
         for f in utt2num_samples utt2lang "$@"; do echo "--input ${s}/${f}=${raw}/${s}/${f}"; done
     done
 }
@@ -528,26 +580,59 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     pool_wait || { log "Error: stage 8 failed (see the logs named above)"; exit 1; }
 fi
 
+# the Distill-L2S experiment: the self-trained text teacher (a masked LM over sentencepiece pieces)
+# on the normalised training transcripts of every language (the teacher is multilingual, as the
+# paper's InfoXLM; no dev or test text)
+if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ] && [ "${experiment}" = distill_l2s ]; then
+    if [ -n "${l2s_teacher_dir}" ]; then
+        log "Stage 8: the text teacher is given (${l2s_teacher_type}): ${l2s_teacher}; nothing to train"
+    else
+        _texts= _inputs=
+        for l in ${langs}; do
+            if [ ! -f "${raw}/train_${l}/text" ]; then
+                log "Error: ${raw}/train_${l}/text is missing; run stages 3-4 first"
+                exit 1
+            fi
+            _texts+="${raw}/train_${l}/text "
+            _inputs+="--input train_${l}/text=${raw}/train_${l}/text "
+        done
+        # shellcheck disable=SC2086
+        check_experiment "${l2s_teacher}" l2s_teacher_args "" "${l2s_teacher_args}" ${_inputs}
+        if [ -f "${l2s_teacher}/teacher.yaml" ]; then
+            log "Stage 8: the text teacher is already trained: ${l2s_teacher}"
+        else
+            log "Stage 8: training the text teacher on the training transcripts of ${langs} -> ${l2s_teacher}"
+            # shellcheck disable=SC2086
+            ${train_cmd} "${l2s_teacher}/train.log" \
+                ${python} -m espnet_s3net.bin.train_text_teacher --text ${_texts} --output_dir "${l2s_teacher}" \
+                    ${l2s_teacher_args}
+            log "Stage 8: done: ${l2s_teacher} (log: ${l2s_teacher}/train.log)"
+        fi
+    fi
+fi
+
 # stage 9 job: CTC fine-tuning into dir $1 with seed $2 ("_": the config's) and the frontend
-# options $3
+# options $3, on the data sets $4 and $5 (default train_multi dev_multi)
 finetune_job() {
+    local train=${4:-train_multi} valid=${5:-dev_multi}
     # shellcheck disable=SC2046,SC2086
     ${cuda_cmd} "$1/train.log" \
         ${python} -m espnet2.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" \
             --multiprocessing_distributed true --resume true --output_dir "$1" \
             --mask_source_check false \
             --token_type "${espnet_token_type}" --token_list "data/token_list/${token_type}/tokens.txt" \
-            --train_data_path_and_name_and_type ${raw}/train_multi/wav.scp,speech,sound \
-            --train_data_path_and_name_and_type ${raw}/train_multi/${text_name},text,text \
-            --train_shape_file ${raw}/train_multi/utt2num_samples \
-            --valid_data_path_and_name_and_type ${raw}/dev_multi/wav.scp,speech,sound \
-            --valid_data_path_and_name_and_type ${raw}/dev_multi/${text_name},text,text \
-            --valid_shape_file ${raw}/dev_multi/utt2num_samples \
-            ${lang_data_opts} $3 $(seed_opts "$2") ${asr_args}
+            --train_data_path_and_name_and_type ${raw}/${train}/wav.scp,speech,sound \
+            --train_data_path_and_name_and_type ${raw}/${train}/${text_name},text,text \
+            --train_shape_file ${raw}/${train}/utt2num_samples \
+            --valid_data_path_and_name_and_type ${raw}/${valid}/wav.scp,speech,sound \
+            --valid_data_path_and_name_and_type ${raw}/${valid}/${text_name},text,text \
+            --valid_shape_file ${raw}/${valid}/utt2num_samples \
+            --train_data_path_and_name_and_type ${raw}/${train}/utt2lang,lang,text \
+            --valid_data_path_and_name_and_type ${raw}/${valid}/utt2lang,lang,text $3 $(seed_opts "$2") ${asr_args}
     log "Stage 9: done: $1/${inference_model} (log: $1/train.log)"
 }
 
-if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" != distill_l2s ]; then
     check_ssl_model 9
     for run in $(model_runs); do
         model=${run%@*} seed=${run#*@}
@@ -604,12 +689,57 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
     pool_wait || { log "Error: stage 9 failed (see the logs named above)"; exit 1; }
 fi
 
-# stage 10 job: decoding every test language with the fine-tuned model in dir $1 of model $2
+# the Distill-L2S experiment: every arm, seed and low-resource language, one fine-tuning each
+# (the arms differ only in distill_l2s_conf.lambda)
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" = distill_l2s ]; then
+    check_ssl_model 9
+    if [ "${l2s_teacher_type}" = self_trained ] && [ ! -f "${l2s_teacher}/teacher.yaml" ]; then
+        log "Error: the text teacher ${l2s_teacher} is not trained (no teacher.yaml); run stage 8 first"
+        exit 1
+    fi
+    # what identifies the teacher: the self-trained one's weights and tokenizer, a Hugging Face dir whole
+    if [ "${l2s_teacher_type}" = self_trained ]; then
+        _teacher_inputs="--input teacher=${l2s_teacher}/model.pth --input teacher_spm=${l2s_teacher}/spm.model "
+    else
+        _teacher_inputs="--input teacher=${l2s_teacher} "
+    fi
+    for run in $(model_runs "${l2s_arms}"); do
+        arm=${run%@*} seed=${run#*@}
+        for l in ${l2s_low}; do
+            out=$(l2s_exp_of "${arm}" "${seed}" "${l}")
+            _lambda=${l2s_lambda[${arm}]}
+            _opts="${xlsr_frontend_opts} --model_conf distill_l2s_conf.teacher=${l2s_teacher_type}"
+            _opts+=" --model_conf distill_l2s_conf.teacher_dir=${l2s_teacher} --model_conf distill_l2s_conf.lambda=${_lambda}"
+            _opts+=" --train_data_path_and_name_and_type ${raw}/train_${l}/text,l2s_text,text"
+            _opts+=" --valid_data_path_and_name_and_type ${raw}/dev_${l}/text,l2s_text,text "
+            _inputs="${ssl_input} ${_teacher_inputs}--option l2s_lambda=${_lambda} --option l2s_teacher=${l2s_teacher_type} "
+            _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
+            if [ "${token_type}" = bpe ]; then
+                _opts+="--bpemodel data/token_list/bpe/bpe.model "
+                _inputs+="--input bpemodel=data/token_list/bpe/bpe.model "
+            fi
+            # shellcheck disable=SC2046,SC2086
+            check_experiment "${out}" asr_tag "${asr_config}" "${asr_args} $(seed_opts "${seed}")" \
+                ${_inputs} $(data_sets="train_${l} dev_${l}" data_inputs "${text_name}" text) \
+                --option "token_type=${token_type}"
+            if [ -e "${out}/${inference_model}" ]; then
+                log "Stage 9: Distill-L2S fine-tuning of ${l} (${arm}) already finished: ${out}/${inference_model}"
+                continue
+            fi
+            pool_run "${out}/train.log" log_then \
+                "Stage 9: CTC fine-tuning (${token_type}) of ${l} alone, arm ${arm} (lambda ${_lambda}) -> ${out}" \
+                finetune_job "${out}" "${seed}" "${_opts}" "train_${l}" "dev_${l}"
+        done
+    done
+    pool_wait || { log "Error: stage 9 failed (see the logs named above)"; exit 1; }
+fi
+
+# stage 10 job: decoding every test language (or those of $3) with the fine-tuned model in dir $1 of model $2
 decode_job() {
-    local out=$1 model=$2 l d _sets _lang_opt
+    local out=$1 model=$2 l d _sets _lang_opt _langs=${3:-${langs}}
     if [ "${inference_tool}" = s3net ]; then
         _sets=
-        for l in ${langs}; do
+        for l in ${_langs}; do
             _sets+="test_${l} "
             rm -rf "${out}/decode_test_${l}/espnet"  # of an earlier decoding by the espnet tool
         done
@@ -621,7 +751,7 @@ decode_job() {
                 --output_root "${out}" --missing_lang_mask "${missing_lang_mask}" --ngpu "${ngpu}" \
                 ${inference_args}
     else
-        for l in ${langs}; do
+        for l in ${_langs}; do
             d=${out}/decode_test_${l}
             # the language selects the sub-network; a dense model (xlsr, xlsr_cont) takes no
             # language input
@@ -645,24 +775,36 @@ decode_job() {
     fi
 }
 
+# the runs of stages 10-11: "<model>@<seed>@<dir>@<languages>" (the Distill-L2S experiment: one per
+# arm, seed and low-resource language, that language only)
+stage_runs() {
+    local run arm seed l
+    if [ "${experiment}" = distill_l2s ]; then
+        for run in $(model_runs "${l2s_arms}"); do
+            arm=${run%@*} seed=${run#*@}
+            for l in ${l2s_low}; do echo "${arm}@${seed}@$(l2s_exp_of "${arm}" "${seed}" "${l}")@${l}"; done
+        done
+    else
+        for run in $(model_runs); do echo "${run}@$(asr_exp_of "${run%@*}" "${run#*@}")@${langs// /,}"; done
+    fi
+}
+
 if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
-    for run in $(model_runs); do
-        model=${run%@*} seed=${run#*@}
-        out=$(asr_exp_of "${model}" "${seed}")
+    for run in $(stage_runs); do
+        IFS=@ read -r model seed out _langs <<< "${run}"
         if [ ! -e "${out}/${inference_model}" ]; then
             log "Error: ${out}/${inference_model} does not exist; run stage 9 first"
             exit 1
         fi
-        pool_run "decoding with ${out}/${inference_model}" decode_job "${out}" "${model}"
+        pool_run "decoding with ${out}/${inference_model}" decode_job "${out}" "${model}" "${_langs//,/ }"
     done
     pool_wait || { log "Error: stage 10 failed (see the logs named above)"; exit 1; }
 fi
 
 if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
-    for run in $(model_runs); do
-        model=${run%@*} seed=${run#*@}
-        out=$(asr_exp_of "${model}" "${seed}")
-        for l in ${langs}; do
+    for run in $(stage_runs); do
+        IFS=@ read -r model seed out _langs <<< "${run}"
+        for l in ${_langs//,/ }; do
             d=${out}/decode_test_${l}
             ${python} -m espnet_s3net.bin.score --ref "${raw}/test_${l}/${text_name}" --hyp "${d}/text" \
                 --output_dir "${d}/${score_dir}" --unit "${score_unit}" > "${d}/score.log"
@@ -671,7 +813,52 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     done
 fi
 
-if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && { [ "${seed_list}" != _ ] || [ "${experiment}" = pathways ]; }; then
+if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${experiment}" = distill_l2s ]; then
+    # one arm per lambda (ctc: plain CTC, the control), one dir per seed holding the experiments of
+    # its low-resource languages; the multi-seed report over those languages (all of them Low) with
+    # the Distill-L2S table (PER with and without the loss per language, paired tests against ctc)
+    _results=${expdir}/RESULTS_distill_l2s.md _params=${expdir}/params_distill_l2s.txt
+    log "Stage 12: ${_results} (arms ${l2s_arms}; seeds ${seeds:-of the config}; languages ${l2s_low})"
+    _arms=
+    for arm in ${l2s_arms}; do
+        _d=
+        for seed in ${seed_list}; do
+            out=$(l2s_arm_exp "${arm}" "${seed}")
+            # the seed's dir reads as one experiment: each language's decoding, and the first
+            # language's config and record (every language starts from the same model)
+            for l in ${l2s_low}; do
+                if [ ! -d "${out}/${l}/decode_test_${l}" ]; then
+                    log "Error: ${out}/${l}/decode_test_${l} does not exist; run stages 9-11 first"
+                    exit 1
+                fi
+                ln -sfn "${l}/decode_test_${l}" "${out}/decode_test_${l}"
+            done
+            _first=${l2s_low%% *}
+            for f in config.yaml experiment.yaml; do
+                [ -e "${out}/${_first}/${f}" ] && ln -sfn "${_first}/${f}" "${out}/${f}"
+            done
+            _d+="${out},"
+        done
+        _arms+="--arm ${arm}=${_d%,} "
+    done
+    # #params as the paper counts them: the self-supervised model (the same for every arm; the
+    # projection of the loss is used in training only)
+    if "${skip_pretrain}"; then
+        _source="--init ${pretrain_init}"
+    else
+        _source="--ssl_config ${ssl_exp}/config.yaml --ssl_model_file ${ssl_exp}/${inference_model}"
+    fi
+    # shellcheck disable=SC2086
+    _n=$(${python} -m espnet_s3net.bin.count_params ${_source})
+    : > "${_params}"
+    for arm in ${l2s_arms}; do echo "${arm} ${_n}" >> "${_params}"; done
+    _configs="--config ${asr_config}"
+    "${skip_pretrain}" || _configs+=" --config ${pretrain_config}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet_s3net.bin.make_results ${_arms} --control ctc --langs "${l2s_low}" --high "" \
+        --output "${_results}" --score "${score_dir}" --model_file "${inference_model}" \
+        ${_configs} --params_file "${_params}" --distill_l2s_table
+elif [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && { [ "${seed_list}" != _ ] || [ "${experiment}" = pathways ]; }; then
     # several seeds (or the pathways experiment): every model is an arm with one experiment per
     # seed; means ± sd over seeds, bootstrap CIs over test utterances, paired tests against the
     # control (xlsr_cont when fine-tuned, else xlsr), pictures and the mask-sharing heatmaps;
