@@ -44,11 +44,13 @@ pruned by magnitude at a round under ``taylor`` (both logged).
 
 Memory (n prunable weights, L languages): the masks, ``L·n/8`` bytes; ``taylor``
 importance ``4·L·n`` bytes; regrow ``4·L·n`` bytes plus ``4·n`` for the current update's
-sinks. The masks, the update count and the accumulators are buffers, so a checkpoint
-resumes mid-schedule with the same masks (the accumulators make checkpoints larger by as
-much). The masker's masks keep the initial masks' ``source_fingerprint`` (the weights
-training started from, which the trainer checks); a saved mask file records the weights
-at saving.
+sinks. The masks and the update count are buffers of the state dict; the accumulators are
+buffers left out of it (every checkpoint and averaged model would grow by as much): the
+trainer saves them beside ``checkpoint.pth``, one file per rank
+(:func:`~espnet_s3net.train.masked_trainer.save_pathway_scores`), so a resumed run goes
+on mid-schedule with the same masks. The masker's masks keep the initial masks'
+``source_fingerprint`` (the weights training started from, which the trainer checks); a
+saved mask file records the weights at saving.
 
 Rewind (``rewind: true``): at the end of every pruning round, the last included, right
 after the masks change (and before the round's masks are saved, so their
@@ -81,7 +83,7 @@ import dataclasses
 import itertools
 import logging
 import os
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -91,6 +93,8 @@ from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
 from espnet_s3net.masks.pruning import SCOPES, UNSTRUCTURED, keep_highest, select_lowest
 
 IMPORTANCES = ("magnitude", "taylor")
+#: the score accumulators (float32 (L, n)) that checkpoints hold beside the state dict
+ACCUMULATORS = ("importance", "grow")
 REGROW_CRITERIA = ("gradient", "taylor")
 
 
@@ -234,14 +238,34 @@ class PathwaySchedule(torch.nn.Module):
         self.register_buffer("bits", torch.stack([masks.packed(lang) for lang in self.languages]).to(device))
         self.register_buffer("seen", torch.zeros(len(self.languages), dtype=torch.int64, device=device))
         taylor, regrow = config.importance == "taylor", bool(config.regrow_every)
-        self.register_buffer("importance", self._zeros(len(self.languages)) if taylor else None)
-        self.register_buffer("grow", self._zeros(len(self.languages)) if regrow else None)
+        # weight-sized per language: kept out of the state dict (checkpoints, averaged models);
+        # the trainer saves them beside checkpoint.pth (accumulator_state)
+        self.register_buffer("importance", self._zeros(len(self.languages)) if taylor else None, persistent=False)
+        self.register_buffer("grow", self._zeros(len(self.languages)) if regrow else None, persistent=False)
         self.register_buffer("sink", self._zeros() if regrow else None, persistent=False)
         self.register_buffer("rewind_point", self._weights().to(masker.params[0].dtype) if config.rewind else None)
         if regrow:
             self._connect_sinks()
         self.register_load_state_dict_post_hook(lambda module, incompatible: module._push_masks())
         self._push_masks()
+
+    def accumulator_state(self) -> Dict[str, torch.Tensor]:
+        """``updates`` and the score accumulators in use (``importance``, ``grow``), which the
+        state dict leaves out, for resuming mid-round; empty without accumulators."""
+        state = {name: getattr(self, name) for name in ACCUMULATORS if getattr(self, name) is not None}
+        return {"updates": self.updates.clone(), **state} if state else {}
+
+    def load_accumulator_state(self, state: Dict[str, torch.Tensor], source: str) -> None:
+        """Restore :meth:`accumulator_state` taken at this schedule's update count; one of
+        another count (e.g. a run killed between the two saves) is refused with a warning,
+        the scores then restart from zero for the current round."""
+        if int(state["updates"]) != int(self.updates):
+            logging.warning(f"pathways: {source} holds the scores of update {int(state['updates'])}, the checkpoint "
+                            f"is at update {int(self.updates)}: the scores restart from zero")
+            return
+        for name in ACCUMULATORS:
+            if getattr(self, name) is not None:
+                getattr(self, name).copy_(state[name])
 
     def check_languages(self, languages: Sequence[str]) -> None:
         """Raise ValueError unless ``languages`` (the training data's) are the pathways'

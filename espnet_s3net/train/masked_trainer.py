@@ -26,13 +26,15 @@ is trained by ESPnet's own Trainer unchanged. Besides:
 - a pathway schedule in the model (ASR pathways, ``frontend_conf.pathways``) is checked
   against the run before training (:func:`start_pathways`), and rank 0 writes its masks
   to ``<output_dir>/pathways/``: ``masks_round<r>.pt`` after round ``r``, ``masks.pt``
-  at the end.
+  at the end; each rank saves the schedule's score accumulators (not in the state dict)
+  after every epoch as ``scores.rank<r>.pth`` there, which ``--resume`` reads.
 """
 
 import argparse
 import dataclasses
 import logging
 import math
+import os
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -148,6 +150,36 @@ def start_pathways(model: torch.nn.Module, schedule: PathwaySchedule, train_iter
         prefix = next(name for name, module in model.named_modules() if module is schedule)
         torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
             model, [f"{prefix}.{name}" for name, _ in schedule.named_buffers()])
+
+
+def _scores_file(output_dir: Path) -> Path:
+    rank = torch.distributed.get_rank() if _distributed() else 0
+    return Path(output_dir) / "pathways" / f"scores.rank{rank}.pth"
+
+
+def save_pathway_scores(model: torch.nn.Module, output_dir: Path) -> None:
+    """Write the pathway schedule's score accumulators (left out of the state dict) to
+    ``<output_dir>/pathways/scores.rank<r>.pth``, one file per rank (regrow sinks differ
+    between ranks until a mask change sums them); nothing without a schedule or scores."""
+    for schedule in (m for m in model.modules() if isinstance(m, PathwaySchedule)):
+        state = schedule.accumulator_state()
+        if state:
+            path = _scores_file(output_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({k: v.cpu() for k, v in state.items()}, f"{path}.tmp")
+            os.replace(f"{path}.tmp", path)
+
+
+def load_pathway_scores(model: torch.nn.Module, output_dir: Path) -> None:
+    """Restore what :func:`save_pathway_scores` wrote for this rank (a resumed run)."""
+    for schedule in (m for m in model.modules() if isinstance(m, PathwaySchedule)):
+        if not schedule.accumulator_state():
+            continue
+        path = _scores_file(output_dir)
+        if path.exists():
+            schedule.load_accumulator_state(torch.load(path, map_location="cpu"), str(path))
+        elif int(schedule.updates):
+            logging.warning(f"pathways: {path} does not exist: the scores of the current round restart from zero")
 
 
 def _distributed() -> bool:
@@ -274,6 +306,11 @@ class LanguageMaskTrainer(Trainer):
                 schedule.save_masks(str(Path(schedule.save_dir) / "masks.pt"))
 
     @staticmethod
+    def resume(checkpoint, model, reporter, optimizers, schedulers, scaler, ngpu: int = 0, strict: bool = True):
+        Trainer.resume(checkpoint, model, reporter, optimizers, schedulers, scaler, ngpu, strict)
+        load_pathway_scores(model, Path(checkpoint).parent)
+
+    @staticmethod
     def _check_masks(maskers: List[LanguageMasker], options) -> None:
         fingerprints = ",".join(m.masks.fingerprint for m in maskers)
         if options.mask_source_check:
@@ -352,6 +389,7 @@ class LanguageMaskTrainer(Trainer):
                                               summary_writer, options, distributed_option)
             if distributed_option.distributed:
                 check_parameters_agree(model)
+            save_pathway_scores(model, options.output_dir)  # just before ESPnet saves checkpoint.pth
             return invalid
         finally:
             for handle in handles:

@@ -202,12 +202,16 @@ def test_resume_mid_schedule_gives_the_same_masks_and_weights(stop):
     stopped, stopped_masker, stopped_optimizer = _build(config)
     _train(stopped, stopped_masker, stopped_optimizer, 0, stop)
     checkpoint = io.BytesIO()
-    torch.save({"model": stopped.state_dict(), "optim": stopped_optimizer.state_dict()}, checkpoint)
-    assert "pathway_schedule.sink" not in stopped.state_dict()
+    # as the trainer saves: the state dict (without the weight-sized score accumulators) and,
+    # beside it, the schedule's accumulator state
+    torch.save({"model": stopped.state_dict(), "optim": stopped_optimizer.state_dict(),
+                "scores": stopped.pathway_schedule.accumulator_state()}, checkpoint)
+    assert not {f"pathway_schedule.{name}" for name in ("sink", "importance", "grow")} & set(stopped.state_dict())
     checkpoint.seek(0)
     states = torch.load(checkpoint, weights_only=True)
     resumed, resumed_masker, resumed_optimizer = _build(config)
     resumed.load_state_dict(states["model"])
+    resumed.pathway_schedule.load_accumulator_state(states["scores"], "the checkpoint")
     resumed_optimizer.load_state_dict(states["optim"])
     assert resumed_masker.masks.fingerprint == stopped_masker.masks.fingerprint
     _train(resumed, resumed_masker, resumed_optimizer, stop, 20)
@@ -347,3 +351,19 @@ def test_moving_the_model_hands_the_masker_the_moved_sinks():
     model._apply(lambda t: t.clone())  # as .to(device): buffers become new tensors
     sink = model.pathway_schedule.sink
     assert sink is not old and masker.layers[0].grad_sink.data_ptr() == sink.data_ptr()
+
+
+def test_scores_of_another_update_are_refused(caplog):
+    config = PathwayConfig(target_sparsity=0.5, rounds=2, updates_per_round=4, importance="taylor")
+    model, masker, optimizer = _build(config)
+    _train(model, masker, optimizer, 0, 3)
+    state = {k: v.clone() for k, v in model.pathway_schedule.accumulator_state().items()}
+    assert int(state["updates"]) == 3 and state["importance"].any()
+    other, _, _ = _build(config)
+    with caplog.at_level("WARNING"):
+        other.pathway_schedule.load_accumulator_state(state, "scores.rank0.pth")
+    assert "holds the scores of update 3, the checkpoint is at update 0" in caplog.text
+    assert not other.pathway_schedule.importance.any()
+    other.pathway_schedule.updates.fill_(3)
+    other.pathway_schedule.load_accumulator_state(state, "scores.rank0.pth")
+    assert torch.equal(other.pathway_schedule.importance, state["importance"])

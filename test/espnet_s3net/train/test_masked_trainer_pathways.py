@@ -58,7 +58,8 @@ def trained(tmp_path_factory):
 
 def test_final_masks_reach_the_target_exactly_and_each_round_is_saved(trained):
     out = trained / "exp" / "pathways"
-    assert sorted(p.name for p in out.iterdir()) == ["masks.pt", "masks_round1.pt", "masks_round2.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["masks.pt", "masks_round1.pt", "masks_round2.pt",
+                                                     "scores.rank0.pth"]
     for name, r in (("masks_round1.pt", 1), ("masks_round2.pt", 2), ("masks.pt", 2)):
         masks = SubnetMasks.load(str(out / name))
         assert masks.languages == list(LANGS) and masks.meta["round"] == r
@@ -104,7 +105,12 @@ def test_killed_and_resumed_run_ends_with_the_same_masks(trained):
     proc.send_signal(signal.SIGKILL)  # a kill from outside, e.g. a preempted job
     proc.wait()
     assert epoch1.exists() and not (trained / "resumed" / "2epoch.pth").exists()
-    assert int(torch.load(epoch1, weights_only=True)["frontend.xlsr.pathway_schedule.updates"]) == 3
+    saved = torch.load(epoch1, weights_only=True)
+    assert int(saved["frontend.xlsr.pathway_schedule.updates"]) == 3
+    # the weight-sized scores are beside the checkpoint, not in it
+    assert not [k for k in saved if k.endswith(("pathway_schedule.importance", "pathway_schedule.grow"))]
+    scores = torch.load(trained / "resumed" / "pathways" / "scores.rank0.pth", weights_only=True)
+    assert int(scores["updates"]) == 3 and scores["importance"].any()
     result = subprocess.run(asr_train_command("resumed", "--resume", "true"), cwd=trained, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr[-3000:]
