@@ -31,6 +31,11 @@ seeds' ``--model_file``.
 languages are all low-resource) adds a table of every language's rate without the auxiliary
 loss (the control) and with it (each other arm), with the paired difference.
 
+``--distilxlsr_table`` (the recipe's DistilXLSR experiment) adds a table of teacher (the control)
+and students: how each self-supervised model was made, #params and share of the teacher's,
+per-language and Avg rates, and with ``--rtf_file`` (``espnet_s3net.bin.compare_rtf``) the
+decoding real-time factor of each and its ratio to the teacher's, measured in one run.
+
 ``--pathways_table`` (the recipe's pathways experiment) adds a table of every arm's
 per-language and Avg rates with the sparsity and the mean pairwise overlap (IoU) between the
 languages' pathways, computed from the mask file each experiment's model used: its
@@ -53,9 +58,11 @@ from espnet_s3net.scoring.results import (
     read_params_file,
     results_table,
 )
+from espnet_s3net.scoring.rtf import read_rtf_file
 
 #: options of the multi-seed mode only
-MULTI_SEED_OPTIONS = ("control", "params", "params_file", "masks", "config", "pathways_table", "distill_l2s_table")
+MULTI_SEED_OPTIONS = ("control", "params", "params_file", "masks", "config", "pathways_table", "distill_l2s_table",
+                      "distilxlsr_table", "rtf_file")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -89,6 +96,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--distill_l2s_table", action="store_true",
                         help="multi-seed mode: add the Distill-L2S table (each language's rate without the loss, "
                              "the control, and with it, with the paired difference)")
+    parser.add_argument("--distilxlsr_table", action="store_true",
+                        help="multi-seed mode: add the DistilXLSR table (teacher = the control, students: #params, "
+                             "rates, and with --rtf_file the decoding RTF and its ratio to the teacher's)")
+    parser.add_argument("--rtf_file", default=None,
+                        help="multi-seed mode: RTF per arm measured in one run (espnet_s3net.bin.compare_rtf)")
     parser.add_argument("--n_resamples", type=int, default=10_000, help="bootstrap resamples of the test utterances")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--level", type=float, default=0.95, help="level of the bootstrap intervals")
@@ -115,10 +127,15 @@ def main(argv=None) -> None:
             params = read_params_file(args.params_file) if args.params_file else {}
             params.update({name: parse_count(value, f"--params {name}")
                            for name, value in parse_assignments(args.params, "params").items()})
+            rtf_note, rtf = read_rtf_file(args.rtf_file) if args.rtf_file else ("", {})
+            unknown = [name for name in rtf if name not in arms]
+            if unknown:
+                raise ValueError(f"{args.rtf_file} has an RTF of {', '.join(unknown)}, which is not an arm")
             text = multi_seed_report(arms, args.control, langs, args.output, args.score, high,
                                      args.n_high or PAPER_N_HIGH, params, parse_assignments(args.masks, "masks"),
                                      args.config or (), args.n_resamples, args.seed, args.level, args.model_file,
-                                     args.pathways_table, args.distill_l2s_table)
+                                     args.pathways_table, args.distill_l2s_table, args.distilxlsr_table, rtf,
+                                     rtf_note)
         except (ValueError, FileNotFoundError) as exc:
             sys.exit(f"make_results: {exc}")
         print(text, end="")

@@ -171,10 +171,13 @@ def starting_model(exp_dir: str) -> StartingModel:
     return StartingModel(None, None, f"no {EXPERIMENT_RECORD} and no init_checkpoint in config.yaml", architecture)
 
 
-def check_starting_models(arms: Mapping[str, Sequence[str]]) -> Tuple[Dict[str, StartingModel], List[str]]:
+def check_starting_models(arms: Mapping[str, Sequence[str]], architectures_may_differ: bool = False
+                          ) -> Tuple[Dict[str, StartingModel], List[str]]:
     """Refuse (``ValueError``) seeds of an arm or arms that start from different pre-trained
     models or architectures, naming them. Returns the starting model of every experiment dir
-    and a line per reason why some could not be checked (naming them)."""
+    and a line per reason why some could not be checked (naming them).
+    ``architectures_may_differ``: arms may have different XLSR architectures (DistilXLSR's
+    students of a teacher, which all start from the teacher); an arm's seeds may not."""
     found = {arm: [(d, starting_model(d)) for d in dirs] for arm, dirs in arms.items()}
     reasons: Dict[str, List[str]] = {}
     for pairs in found.values():
@@ -195,6 +198,8 @@ def check_starting_models(arms: Mapping[str, Sequence[str]]) -> Tuple[Dict[str, 
                                      f"{_what(known[0][1], what)}, {d} from {_what(m, what)}")
             if known:
                 per_arm[arm] = known[0]
+        if architectures_may_differ and what == "XLSR architecture":
+            continue
         keys: Dict[str, List[str]] = {}
         for arm, (_, m) in per_arm.items():
             keys.setdefault(get(m), []).append(arm)

@@ -201,12 +201,15 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
                       masks: Optional[Mapping[str, str]] = None, configs: Sequence[str] = (),
                       n_resamples: int = 10_000, seed: int = 0, level: float = 0.95,
                       model_file: str = "valid.loss.ave.pth", pathways_table: bool = False,
-                      distill_l2s_table: bool = False) -> str:
+                      distill_l2s_table: bool = False, distilxlsr_table: bool = False,
+                      rtf: Optional[Mapping[str, Tuple[float, float]]] = None, rtf_note: str = "") -> str:
     """Write RESULTS.md for arms with several seeds each (``arms``: name -> experiment dirs) and
     its pictures next to it (``<output stem>_rates.png``, ``<output stem>_masks_<name>.png``);
     return the markdown. See ``espnet_s3net.bin.make_results`` for what it holds.
     ``pathways_table``: add the pathways table (:func:`pathways_section`) over every arm.
-    ``distill_l2s_table``: add the Distill-L2S table (:func:`distill_l2s_section`). ``high``:
+    ``distill_l2s_table``: add the Distill-L2S table (:func:`distill_l2s_section`).
+    ``distilxlsr_table``: add the DistilXLSR table (:func:`distilxlsr_section`) with ``rtf``
+    (arm -> (RTF, ratio to the control), measured in one run; ``rtf_note`` says how). ``high``:
     None for the default High, ``[]`` for none (every language Low)."""
     from espnet_s3net.scoring.figures import plot_rates
     from espnet_s3net.scoring.provenance import check_starting_models, duplicate_seeds, environment
@@ -241,7 +244,8 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
 
     # the masks each arm's models used, read before any scoring work: a missing file stops here
     arm_masks = {name: [experiment_masks(d) for d in arms[name]] for name in arms} if pathways_table else {}
-    starts, unchecked = check_starting_models(arms)
+    # DistilXLSR's students are smaller than their teacher by design (each still starts from it)
+    starts, unchecked = check_starting_models(arms, architectures_may_differ=distilxlsr_table)
     scores, tools = {}, {}
     for name, dirs in arms.items():
         scores[name], arm_tools = collect_arm(name, dirs, langs, score_name)
@@ -304,6 +308,8 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
         lines += pathways_section(table, order, arms, arm_masks, control, metric)
     if distill_l2s_table:
         lines += distill_l2s_section(table, order, control, metric, pct)
+    if distilxlsr_table:
+        lines += distilxlsr_section(table, order, control, metric, params, rtf or {}, rtf_note)
 
     others = [name for name in order if name != control]
     tested = [c for c in table.columns if table.groups.get(c, [c])]  # not an empty group
@@ -561,3 +567,51 @@ def distill_l2s_section(table, order: Sequence[str], control: str, metric: str, 
                       f"[{_num(test.ci[0], 2)}, {_num(test.ci[1], 2)}]", _p(test.p_bootstrap)]
         lines.append(_row(cells))
     return lines + [""]
+
+
+# ---------------------------------------------------------------------------------------------
+# The DistilXLSR experiment: teacher and students, PER, size and decoding speed.
+
+
+def distilxlsr_section(table, order: Sequence[str], control: str, metric: str,
+                       params: Mapping[str, Optional[int]], rtf: Mapping[str, Tuple[float, float]],
+                       rtf_note: str = "") -> List[str]:
+    """The DistilXLSR table: per arm (the control is the teacher) how its self-supervised model
+    was made, its #params and their share of the control's, its per-language and Avg rates (as
+    the first table: mean ± sd over seeds [bootstrap interval]), Avg relative to the control,
+    and its decoding real-time factor with the ratio to the control's, both from one run
+    (``rtf``: arm -> (RTF, ratio); ``-`` for an arm without)."""
+    from espnet_s3net.recipe_distilxlsr import ARM_DESCRIPTIONS
+
+    columns = list(table.langs) + ["Avg"]
+    lines = ["## DistilXLSR", "",
+             f"Teacher ({control}, the control) and students, each fine-tuned on the same languages with the same "
+             f"config, updates and seeds. {metric} (%) as in the first table (mean ± sd over seeds [bootstrap "
+             f"interval]); Avg vs {control}: relative change of the mean Avg. #params: the self-supervised model "
+             "(teacher or student) as the comparison table counts it; share: of the control's. RTF: decoding "
+             "seconds / audio seconds, and its ratio to the control's, measured in one run"
+             + (f" ({rtf_note})" if rtf_note else "") + ".", "",
+             _row(["arm", "self-supervised model", "#params", "share", *columns, f"Avg vs {control}", "RTF",
+                   f"RTF vs {control}"]),
+             "|---|---|---:|---:|" + "---:|" * (len(columns) + 3)]
+    control_avg = table.mean_sd(control, "Avg")[0]
+    control_params = params.get(control)
+    for name in order:
+        n = params.get(name)
+        share = "-" if n is None or not control_params else f"{100.0 * n / control_params:.0f}%"
+        avg = table.mean_sd(name, "Avg")[0]
+        relative = "-" if name == control or not control_avg else f"{100.0 * (avg - control_avg) / control_avg:+.1f}%"
+        speed = rtf.get(name)
+        lines.append(_row([f"{name} (control)" if name == control else name, ARM_DESCRIPTIONS.get(name, "-"),
+                           "-" if n is None else _count_text(n), share,
+                           *(_rate_cell(table, name, column) for column in columns), relative,
+                           "-" if speed is None else f"{speed[0]:.4f}",
+                           "-" if speed is None else f"{speed[1]:.3f}"]))
+    return lines + [""]
+
+
+def _count_text(n: int) -> str:
+    """A parameter count short but exact enough to compare a student with its teacher."""
+    if n >= 100_000_000:
+        return f"{round(n / 1e6)}M"
+    return f"{n / 1e6:.1f}M" if n >= 1_000_000 else f"{n / 1e3:.1f}k"

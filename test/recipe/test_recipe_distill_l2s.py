@@ -34,7 +34,7 @@ def _run(recipe: Path, *args, langs: str = "es ky tt", ok: bool = True) -> subpr
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--experiment", "l2s"], "unknown --experiment 'l2s' (empty, pathways or distill_l2s)"),
+    (["--experiment", "l2s"], "unknown --experiment 'l2s' (empty, pathways, distill_l2s or distilxlsr)"),
     (["--experiment", "distill_l2s", "--high_langs", "es", "--l2s_lambdas", "0.1 -1"],
      "λ must be a finite number >= 0, got '-1'"),
     (["--experiment", "distill_l2s", "--high_langs", "es", "--l2s_teacher_dir", "/nonexistent/xlmr"],

@@ -38,7 +38,7 @@ def _run(recipe: Path, *args, ok: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--experiment", "sparse"], "unknown --experiment 'sparse' (empty, pathways or distill_l2s)"),
+    (["--experiment", "sparse"], "unknown --experiment 'sparse' (empty, pathways, distill_l2s or distilxlsr)"),
     (["--experiment", "pathways", "--pathway_sparsity", "1.0"],
      "pathway_sparsity must be a number in [0, 1), got '1.0'"),
     (["--experiment", "pathways", "--pathway_sparsity", "-0.1"], "got '-0.1'"),

@@ -38,6 +38,19 @@
 # stage 8 trains the text teacher on the training transcripts (or l2s_teacher_dir gives one);
 # RESULTS_distill_l2s.md with the per-language table (stages 8-12; stage 7 has nothing to do).
 #
+# --experiment distilxlsr: DistilXLSR (Interspeech 2023): students of about half the teacher's size
+# distilled from the starting model (the teacher) on one source language's speech
+# (distill_source_lang, default the language of langs with the most XLSR-10 hours), then every arm
+# CTC fine-tuned on the other languages with the same config, data, updates and seeds: teacher (the
+# starting model, the control), distilxlsr (layer jumping, shuffled phonemes), distil_first_k (no
+# layer jumping: the teacher's first layers, shuffled phonemes), distil_unshuffled (layer jumping,
+# the same utterances unshuffled). Stage 7: the phoneme CTC model that aligns the source language
+# (the main experiment's stage-9 xlsr, fine-tuned here if missing); stage 8: the shuffled-phoneme
+# sets dump/raw/{train,dev}_<src>_shuffled, their unshuffled twins, the fine-tuning data
+# dump/raw/{train,dev}_multi_no_<src> and the three distillations; stages 9-11: fine-tuning,
+# decoding, scoring of the four arms; stage 12: RESULTS_distilxlsr.md (PER per language, #params,
+# decoding RTF of every arm measured in one run by espnet_s3net.bin.compare_rtf).
+#
 # Experiment directories (stages 6-9) are named from their config and a tag, as ESPnet's
 # asr.sh names exp/asr_<asr_tag>, and every experiment lives inside the directory of the
 # model it starts from, so that a change upstream gives new directories downstream:
@@ -53,8 +66,12 @@
 #   <that dir>/asr_<asr_tag>/                                        9  fine-tuning with them fixed (fixed_<method>)
 #   ${expdir}/text_teacher[_<l2s_teacher_args suffix>]/              8  Distill-L2S text teacher (self-trained)
 #   <ssl dir>/distill_l2s_<teacher>/<arm>/asr_<asr_tag>/<lang>/      9  Distill-L2S fine-tuning of one language
+#   <ssl dir>/distilxlsr_<src>/<student>/distill_<distill_tag>/     8  DistilXLSR distillation of a student
+#   <that dir>/asr_<asr_tag>/                                        9  its fine-tuning on the other languages
+#   <ssl dir>/distilxlsr_<src>/teacher/asr_<asr_tag>/                9  the teacher's fine-tuning on them
 # Default tags: pretrain_tag = basename of pretrain_config without .yaml (with skip_pretrain:
 # basename of pretrain_init without .pt), s3net_tag = basename of s3net_train_config,
+# distill_tag = basename of distill_config,
 # asr_tag = basename of asr_config + _<token_type> (+ bpe_vocab_size for bpe); each plus the
 # suffix ESPnet's asr.sh derives from the extra args ("--max_epoch 2" -> "_max_epoch2").
 # A tag that already starts with the directory's prefix is not prefixed again
@@ -147,6 +164,15 @@ l2s_lambdas=            # optional sweep, e.g. "0.1 1.0": one arm l2s_lambda<val
 l2s_teacher_dir=        # the text teacher: a local Hugging Face text encoder dir (XLM-R / InfoXLM) or a
                         # train_text_teacher dir; empty: stage 8 trains one on the training transcripts
 l2s_teacher_args=       # extra options for espnet_s3net.bin.train_text_teacher (stage 8), e.g. "--steps 500"
+# the DistilXLSR experiment
+distill_source_lang=    # the language whose speech the students are distilled on (one of langs; default: the one
+                        # with the most XLSR-10 hours; the paper: English); the others are fine-tuned and scored
+distill_config=conf/distill_xlsr_small.yaml  # config of espnet_s3net.bin.distill_train (all three students)
+distill_args=           # extra options for espnet_s3net.bin.distill_train (stage 8), e.g. "--max_epoch 2"
+distill_tag=            # names .../distill_<tag> (default: from distill_config and distill_args)
+distill_min_utts=10     # fewer source utterances to shuffle (or shuffled) stop stage 8 with a message
+distill_shuffle_args=   # extra options for espnet_s3net.bin.shuffle_phonemes, e.g. "--fade_ms 5 --seed 1"
+distill_rtf_args=       # extra options for espnet_s3net.bin.compare_rtf (stage 12), e.g. "--rounds 5 --max_utts 100"
 
 . ./path.sh
 . ./cmd.sh
@@ -195,7 +221,10 @@ case "${experiment}" in
         finetune_models=
         subnet_methods=
         asr_config=${asr_config:-conf/asr_ctc_l2s_small.yaml} ;;
-    *) log "Error: unknown --experiment '${experiment}' (empty, pathways or distill_l2s)"; exit 1 ;;
+    distilxlsr)
+        finetune_models=
+        subnet_methods= ;;
+    *) log "Error: unknown --experiment '${experiment}' (empty, pathways, distill_l2s or distilxlsr)"; exit 1 ;;
 esac
 asr_config=${asr_config:-conf/asr_ctc_small.yaml}
 # the Distill-L2S experiment's low-resource languages, text teacher and arms (name -> lambda),
@@ -218,6 +247,30 @@ if [ "${experiment}" = distill_l2s ]; then
         "each low-resource language fine-tuned alone: ${l2s_low}; teacher ${l2s_teacher_type}" \
         "${l2s_teacher_dir:-(self-trained in stage 8)}; asr_config=${asr_config}; no S3Net training"
 fi
+# the DistilXLSR experiment's source language, evaluation languages and arms (name -> distill_conf.init
+# and distillation data), checked before any stage: a source language not in langs, no other language
+# or a missing distill_config stops here
+distil_src= distil_langs= distil_arms=
+declare -A distil_init=() distil_data=()
+if [ "${experiment}" = distilxlsr ]; then
+    case "${distill_min_utts}" in
+        ""|*[!0-9]*|0) log "Error: distill_min_utts must be a positive integer, got '${distill_min_utts}'"; exit 1 ;;
+    esac
+    _lines=$(${python} -m espnet_s3net.bin.distilxlsr_options plan --langs "${langs}" \
+        --source_lang "${distill_source_lang}" --distill_config "${distill_config}") || exit 1
+    while read -r _kind _rest; do
+        case "${_kind}" in
+            source) distil_src=${_rest} ;;
+            langs) distil_langs=${_rest} ;;
+            arm)
+                read -r _name _init _data <<< "${_rest}"
+                distil_arms+="${_name} "; distil_init[${_name}]=${_init}; distil_data[${_name}]=${_data} ;;
+        esac
+    done <<< "${_lines}"
+    distil_arms=$(echo ${distil_arms})
+    log "The DistilXLSR experiment: source language ${distil_src} (shuffled-phoneme speech), arms ${distil_arms}," \
+        "fine-tuned on ${distil_langs}; distill_config=${distill_config}; asr_config=${asr_config}; no S3Net training"
+fi
 if ! awk -v s="${pathway_sparsity}" 'BEGIN { exit !(s ~ /^([0-9]+\.?[0-9]*|\.[0-9]+)$/ && s + 0 < 1) }'; then
     log "Error: pathway_sparsity must be a number in [0, 1), got '${pathway_sparsity}'"
     exit 1
@@ -231,10 +284,14 @@ for model in ${finetune_models}; do
 done
 # the frontend_conf.pathways value of each model (stage 9), checked against the run now: a
 # schedule that does not fit the run's updates stops the recipe before any training
+# (the DistilXLSR experiment: xlsr's, the aligner of stage 7, which every arm shares: all are dense)
 declare -A pathway_conf=()
-if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" != distill_l2s ]; then
+if { [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" != distill_l2s ]; } \
+        || { [ ${stage} -le 9 ] && [ ${stop_stage} -ge 7 ] && [ "${experiment}" = distilxlsr ]; }; then
+    _arms=${finetune_models}
+    [ "${experiment}" = distilxlsr ] && _arms=xlsr
     _lines=$(${python} -m espnet_s3net.bin.pathway_options --asr_config "${asr_config}" --asr_args "${asr_args}" \
-        --arms "${finetune_models}" --sparsity "${pathway_sparsity}" --langs "${langs}") || exit 1
+        --arms "${_arms}" --sparsity "${pathway_sparsity}" --langs "${langs}") || exit 1
     while read -r _model _value; do pathway_conf[${_model}]=${_value}; done <<< "${_lines}"
 fi
 
@@ -308,6 +365,23 @@ fi
 l2s_root=${ssl_exp}/distill_l2s_$(basename "${l2s_teacher}")
 l2s_arm_exp() { echo "${l2s_root}/$1/$(exp_name asr "${asr_tag}")$(seed_suffix "$2")"; }  # arm seed
 l2s_exp_of() { echo "$(l2s_arm_exp "$1" "$2")/$3"; }  # arm seed lang
+# the DistilXLSR experiment: the phoneme CTC model that aligns the source language (the main
+# experiment's xlsr fine-tuning, first seed), the fine-tuning data (every language but the source),
+# each student's distillation (arm) and every arm's fine-tuning (arm seed)
+if [ -z "${distill_tag}" ]; then
+    distill_tag="$(basename "${distill_config}" .yaml)$(args_suffix "${distill_args}")"
+fi
+distil_root=${ssl_exp}/distilxlsr_${distil_src}
+distil_aligner=$(asr_exp_of xlsr "${seed_list%% *}")
+distil_train=train_multi_no_${distil_src} distil_dev=dev_multi_no_${distil_src}
+distil_student_exp() { echo "${distil_root}/$1/$(exp_name distill "${distill_tag}")"; }
+distil_asr_exp() {
+    if [ "$1" = teacher ]; then
+        echo "${distil_root}/teacher/$(exp_name asr "${asr_tag}")$(seed_suffix "$2")"
+    else
+        echo "$(distil_student_exp "$1")/$(exp_name asr "${asr_tag}")$(seed_suffix "$2")"
+    fi
+}
 # Refuse to start, resume or reuse an experiment whose recorded settings differ:
 # check_experiment <dir> <tag option> <config> <extra args> [--input name=path | --option name=value]...
 check_experiment() {
@@ -426,6 +500,82 @@ check_ssl_model() {
     fi
 }
 
+# stage 9 job: CTC fine-tuning into dir $1 with seed $2 ("_": the config's) and the frontend
+# options $3, on the data sets $4 and $5 (default train_multi dev_multi)
+finetune_job() {
+    local train=${4:-train_multi} valid=${5:-dev_multi}
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} "$1/train.log" \
+        ${python} -m espnet2.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" \
+            --multiprocessing_distributed true --resume true --output_dir "$1" \
+            --mask_source_check false \
+            --token_type "${espnet_token_type}" --token_list "data/token_list/${token_type}/tokens.txt" \
+            --train_data_path_and_name_and_type ${raw}/${train}/wav.scp,speech,sound \
+            --train_data_path_and_name_and_type ${raw}/${train}/${text_name},text,text \
+            --train_shape_file ${raw}/${train}/utt2num_samples \
+            --valid_data_path_and_name_and_type ${raw}/${valid}/wav.scp,speech,sound \
+            --valid_data_path_and_name_and_type ${raw}/${valid}/${text_name},text,text \
+            --valid_shape_file ${raw}/${valid}/utt2num_samples \
+            --train_data_path_and_name_and_type ${raw}/${train}/utt2lang,lang,text \
+            --valid_data_path_and_name_and_type ${raw}/${valid}/utt2lang,lang,text $3 $(seed_opts "$2") ${asr_args}
+    log "Stage 9: done: $1/${inference_model} (log: $1/train.log)"
+}
+
+# stage 9, one fine-tuning of the main and pathways experiments (and of the DistilXLSR experiment's
+# stage 7: the main experiment's xlsr, its aligner): model $1 with seed $2 on train_multi, a pool job
+finetune_run() {
+    local model=$1 seed=$2 src out _opts _inputs _masks _pathways
+    src=$(ssl_exp_of "${model}" "${seed}")
+    out=$(asr_exp_of "${model}" "${seed}")
+    if from_start "${model}"; then
+        _opts="${xlsr_frontend_opts} "
+        _inputs="${ssl_input} "
+        case "${model}" in
+            fixed_?*)
+                _masks=$(fixed_masks_exp "${model#fixed_}")/masks.pt
+                if [ ! -f "${_masks}" ]; then
+                    log "Error: ${model} fine-tunes with ${_masks}, which does not exist (run stage 7 first)"
+                    exit 1
+                fi
+                _opts+="--frontend_conf mask_file=${_masks} "
+                _inputs+="--input masks=${_masks} " ;;
+        esac
+    else
+        if [ ! -e "${src}/${inference_model}" ]; then
+            log "Error: fine-tuning ${model} starts from ${src}/${inference_model}, which does not exist" \
+                "(run stage 8 first; s3net_<method> needs <method> in subnet_methods)"
+            exit 1
+        fi
+        _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${inference_model} "
+        _inputs="--input ssl_model=${src}/${inference_model} "
+        case "${model}" in
+            s3net_*)
+                _opts+="--frontend_conf mask_file=${src}/masks.pt "
+                _inputs+="--input masks=${src}/masks.pt " ;;
+        esac
+    fi
+    # the pathway schedule of a pathway arm; null: none although the config has one
+    _pathways=${pathway_conf[${model}]:--}
+    if [ "${_pathways}" != - ]; then
+        _opts+="--frontend_conf pathways=${_pathways} "
+        _inputs+="--option pathways=${_pathways} "
+    fi
+    _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
+    if [ "${token_type}" = bpe ]; then
+        _opts+="--bpemodel data/token_list/bpe/bpe.model "
+        _inputs+="--input bpemodel=data/token_list/bpe/bpe.model "
+    fi
+    # shellcheck disable=SC2046,SC2086
+    check_experiment "${out}" asr_tag "${asr_config}" "${asr_args} $(seed_opts "${seed}")" \
+        ${_inputs} $(data_inputs "${text_name}") --option "token_type=${token_type}"
+    if [ -e "${out}/${inference_model}" ]; then
+        log "Stage 9: fine-tuning of ${model} already finished: ${out}/${inference_model}"
+        return 0
+    fi
+    pool_run "${out}/train.log" log_then "Stage 9: CTC fine-tuning (${token_type}) of ${model} (${src}) -> ${out}" \
+        finetune_job "${out}" "${seed}" "${_opts}"
+}
+
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     if "${skip_pretrain}"; then
         log "Stage 6: XLSR pre-training skipped (skip_pretrain=true): stages 7-9 start from" \
@@ -507,6 +657,17 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
         pool_run "${out}/extract.log" log_then "Stage 7: ${method} sub-networks of ${langs}${_args:+ (${_args})} -> ${out}/masks.pt" \
             extract_job "${method}" "${out}" "${_args}"
     done
+    pool_wait || { log "Error: stage 7 failed (see the logs named above)"; exit 1; }
+fi
+
+# the DistilXLSR experiment: the phoneme CTC model that aligns the source language's phonemes for the
+# shuffled-phoneme speech (stage 8) is the main experiment's stage-9 xlsr (first seed), the same dir and
+# settings: reused when the main experiment made it, fine-tuned here otherwise
+if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ] && [ "${experiment}" = distilxlsr ]; then
+    check_ssl_model 7
+    log "Stage 7: the phoneme CTC model that aligns ${distil_src} for the shuffled-phoneme speech: the main" \
+        "experiment's xlsr fine-tuning (stage 9) -> ${distil_aligner}"
+    finetune_run xlsr "${seed_list%% *}"
     pool_wait || { log "Error: stage 7 failed (see the logs named above)"; exit 1; }
 fi
 
@@ -611,80 +772,103 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ] && [ "${experiment}" = distill_
     fi
 fi
 
-# stage 9 job: CTC fine-tuning into dir $1 with seed $2 ("_": the config's) and the frontend
-# options $3, on the data sets $4 and $5 (default train_multi dev_multi)
-finetune_job() {
-    local train=${4:-train_multi} valid=${5:-dev_multi}
-    # shellcheck disable=SC2046,SC2086
-    ${cuda_cmd} "$1/train.log" \
-        ${python} -m espnet2.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" \
-            --multiprocessing_distributed true --resume true --output_dir "$1" \
-            --mask_source_check false \
-            --token_type "${espnet_token_type}" --token_list "data/token_list/${token_type}/tokens.txt" \
-            --train_data_path_and_name_and_type ${raw}/${train}/wav.scp,speech,sound \
-            --train_data_path_and_name_and_type ${raw}/${train}/${text_name},text,text \
-            --train_shape_file ${raw}/${train}/utt2num_samples \
-            --valid_data_path_and_name_and_type ${raw}/${valid}/wav.scp,speech,sound \
-            --valid_data_path_and_name_and_type ${raw}/${valid}/${text_name},text,text \
-            --valid_shape_file ${raw}/${valid}/utt2num_samples \
-            --train_data_path_and_name_and_type ${raw}/${train}/utt2lang,lang,text \
-            --valid_data_path_and_name_and_type ${raw}/${valid}/utt2lang,lang,text $3 $(seed_opts "$2") ${asr_args}
-    log "Stage 9: done: $1/${inference_model} (log: $1/train.log)"
+# stage 8 job (DistilXLSR): the distillation of student arm $1 into dir $2 on the data sets $3 (train)
+# and $4 (valid); the students differ only in distill_conf.init and the data
+distill_job() {
+    # shellcheck disable=SC2086
+    ${cuda_cmd} "$2/train.log" \
+        ${python} -m espnet_s3net.bin.distill_train --config "${distill_config}" --ngpu "${ngpu}" \
+            --multiprocessing_distributed true --resume true --output_dir "$2" \
+            ${distil_teacher_opts} --distill_conf "init=${distil_init[$1]}" \
+            --train_data_path_and_name_and_type ${raw}/$3/wav.scp,speech,sound \
+            --train_data_path_and_name_and_type ${raw}/$3/utt2lang,lang,text \
+            --train_shape_file ${raw}/$3/utt2num_samples \
+            --valid_data_path_and_name_and_type ${raw}/$4/wav.scp,speech,sound \
+            --valid_data_path_and_name_and_type ${raw}/$4/utt2lang,lang,text \
+            --valid_shape_file ${raw}/$4/utt2num_samples ${distill_args}
+    log "Stage 8: done: $2/${inference_model} (log: $2/train.log)"
 }
 
-if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" != distill_l2s ]; then
-    check_ssl_model 9
-    for run in $(model_runs); do
-        model=${run%@*} seed=${run#*@}
-        src=$(ssl_exp_of "${model}" "${seed}")
-        out=$(asr_exp_of "${model}" "${seed}")
-        if from_start "${model}"; then
-            _opts="${xlsr_frontend_opts} "
-            _inputs="${ssl_input} "
-            case "${model}" in
-                fixed_?*)
-                    _masks=$(fixed_masks_exp "${model#fixed_}")/masks.pt
-                    if [ ! -f "${_masks}" ]; then
-                        log "Error: ${model} fine-tunes with ${_masks}, which does not exist (run stage 7 first)"
-                        exit 1
-                    fi
-                    _opts+="--frontend_conf mask_file=${_masks} "
-                    _inputs+="--input masks=${_masks} " ;;
-            esac
-        else
-            if [ ! -e "${src}/${inference_model}" ]; then
-                log "Error: fine-tuning ${model} starts from ${src}/${inference_model}, which does not exist" \
-                    "(run stage 8 first; s3net_<method> needs <method> in subnet_methods)"
+# the DistilXLSR experiment: the fine-tuning data (every language but the source), the source language's
+# shuffled-phoneme sets (train, and dev for the distillation's validation) and their unshuffled twins
+# (the same utterances), and the three students' distillations from the starting model (the teacher)
+if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ] && [ "${experiment}" = distilxlsr ]; then
+    check_ssl_model 8
+    if [ ! -e "${distil_aligner}/${inference_model}" ]; then
+        log "Error: the shuffled-phoneme speech of ${distil_src} is aligned by the phoneme CTC model" \
+            "${distil_aligner}/${inference_model}, which does not exist: run stage 7 first (it fine-tunes xlsr" \
+            "as the main experiment's stage 9 does)"
+        exit 1
+    fi
+    for split in train dev; do
+        _srcs=
+        for l in ${distil_langs}; do
+            if [ ! -f "${raw}/${split}_${l}/${text_name}" ]; then
+                log "Error: ${raw}/${split}_${l}/${text_name} is missing; run stages 3-4 first"
                 exit 1
             fi
-            _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${inference_model} "
-            _inputs="--input ssl_model=${src}/${inference_model} "
-            case "${model}" in
-                s3net_*)
-                    _opts+="--frontend_conf mask_file=${src}/masks.pt "
-                    _inputs+="--input masks=${src}/masks.pt " ;;
-            esac
+            _srcs+="${raw}/${split}_${l} "
+        done
+        # shellcheck disable=SC2086
+        ${python} -m espnet_s3net.bin.prepare_cv --combine "${raw}/${split}_multi_no_${distil_src}" ${_srcs}
+    done
+    for split in train dev; do
+        _in=${raw}/${split}_${distil_src} _out=${raw}/${split}_${distil_src}_shuffled
+        _min=${distill_min_utts}
+        [ "${split}" = train ] || _min=1
+        # shellcheck disable=SC2086
+        check_experiment "${_out}" "" "" "${distill_shuffle_args}" \
+            --input "aligner=${distil_aligner}/${inference_model}" --input "wav.scp=${_in}/wav.scp" \
+            --input "text_phn=${_in}/text_phn" --input "utt2num_samples=${_in}/utt2num_samples"
+        if [ -f "${_out}/.done" ]; then
+            log "Stage 8: ${_out} exists"
+        else
+            ${python} -m espnet_s3net.bin.distilxlsr_options check_source --data_dir "${_in}" \
+                --min_utts "${_min}" > /dev/null
+            log "Stage 8: shuffling the phonemes of ${_in} (aligned by ${distil_aligner}) -> ${_out}"
+            # shellcheck disable=SC2086
+            ${cuda_cmd} "${_out}/log/shuffle.log" \
+                ${python} -m espnet_s3net.bin.shuffle_phonemes --asr_train_config "${distil_aligner}/config.yaml" \
+                    --asr_model_file "${distil_aligner}/${inference_model}" --data_dir "${_in}" --out_dir "${_out}" \
+                    --ngpu "${ngpu}" ${distill_shuffle_args}
+            ${python} -m espnet_s3net.bin.distilxlsr_options check_source --data_dir "${_out}" \
+                --min_utts "${_min}" --shuffled > /dev/null
+            touch "${_out}/.done"
         fi
-        # the pathway schedule of a pathway arm; null: none although the config has one
-        _pathways=${pathway_conf[${model}]:--}
-        if [ "${_pathways}" != - ]; then
-            _opts+="--frontend_conf pathways=${_pathways} "
-            _inputs+="--option pathways=${_pathways} "
-        fi
-        _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
-        if [ "${token_type}" = bpe ]; then
-            _opts+="--bpemodel data/token_list/bpe/bpe.model "
-            _inputs+="--input bpemodel=data/token_list/bpe/bpe.model "
-        fi
+        _n=$(${python} -m espnet_s3net.bin.distilxlsr_options subset --data_dir "${_in}" --like "${_out}" \
+            --out_dir "${raw}/${split}_${distil_src}_unshuffled")
+        log "Stage 8: ${raw}/${split}_${distil_src}_unshuffled: the ${_n} utterances of ${_out} unshuffled"
+    done
+    if "${skip_pretrain}"; then
+        distil_teacher_opts="--teacher_conf init_checkpoint=${pretrain_init}"
+    else
+        distil_teacher_opts="--teacher_conf ssl_config=${ssl_exp}/config.yaml"
+        distil_teacher_opts+=" --teacher_conf ssl_model_file=${ssl_exp}/${inference_model}"
+    fi
+    for arm in ${distil_arms}; do
+        [ "${arm}" = teacher ] && continue
+        out=$(distil_student_exp "${arm}")
+        _train=train_${distil_src}_${distil_data[${arm}]} _valid=dev_${distil_src}_${distil_data[${arm}]}
         # shellcheck disable=SC2046,SC2086
-        check_experiment "${out}" asr_tag "${asr_config}" "${asr_args} $(seed_opts "${seed}")" \
-            ${_inputs} $(data_inputs "${text_name}") --option "token_type=${token_type}"
+        check_experiment "${out}" distill_tag "${distill_config}" "${distill_args}" ${ssl_input} \
+            --input "shuffled=${raw}/train_${distil_src}_shuffled/experiment.yaml" \
+            $(data_sets="${_train} ${_valid}" data_inputs) --option "init=${distil_init[${arm}]}" \
+            --option "data=${distil_data[${arm}]}" --option "source_lang=${distil_src}"
         if [ -e "${out}/${inference_model}" ]; then
-            log "Stage 9: fine-tuning of ${model} already finished: ${out}/${inference_model}"
+            log "Stage 8: distillation of ${arm} already finished: ${out}/${inference_model}"
             continue
         fi
-        pool_run "${out}/train.log" log_then "Stage 9: CTC fine-tuning (${token_type}) of ${model} (${src}) -> ${out}" \
-            finetune_job "${out}" "${seed}" "${_opts}"
+        _what="init ${distil_init[${arm}]}, ${distil_data[${arm}]} ${distil_src} speech: ${_train}"
+        pool_run "${out}/train.log" log_then "Stage 8: DistilXLSR distillation of ${arm} (${_what}) -> ${out}" \
+            distill_job "${arm}" "${out}" "${_train}" "${_valid}"
+    done
+    pool_wait || { log "Error: stage 8 failed (see the logs named above)"; exit 1; }
+fi
+
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && { [ -z "${experiment}" ] || [ "${experiment}" = pathways ]; }; then
+    check_ssl_model 9
+    for run in $(model_runs); do
+        finetune_run "${run%@*}" "${run#*@}"
     done
     pool_wait || { log "Error: stage 9 failed (see the logs named above)"; exit 1; }
 fi
@@ -734,6 +918,59 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" = distill_
     pool_wait || { log "Error: stage 9 failed (see the logs named above)"; exit 1; }
 fi
 
+# the DistilXLSR experiment: the teacher and every student, each seed, fine-tuned on the languages but
+# the source (the arms differ only in the self-supervised model the frontend starts from)
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" = distilxlsr ]; then
+    check_ssl_model 9
+    for f in "${raw}/${distil_train}/utt2num_samples" "${raw}/${distil_dev}/utt2num_samples"; do
+        if [ ! -f "${f}" ]; then
+            log "Error: ${f} is missing; run stage 8 first"
+            exit 1
+        fi
+    done
+    for run in $(model_runs "${distil_arms}"); do
+        arm=${run%@*} seed=${run#*@}
+        out=$(distil_asr_exp "${arm}" "${seed}")
+        if [ "${arm}" = teacher ]; then
+            src=${ssl_exp}
+            _opts="${xlsr_frontend_opts} "
+            _inputs="${ssl_input} "
+        else
+            src=$(distil_student_exp "${arm}")
+            if [ ! -e "${src}/${inference_model}" ]; then
+                log "Error: fine-tuning ${arm} starts from ${src}/${inference_model}, which does not exist" \
+                    "(run stage 8 first)"
+                exit 1
+            fi
+            _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${inference_model} "
+            _inputs="--input ssl_model=${src}/${inference_model} "
+        fi
+        # every arm is dense, as xlsr: its pathway value (null where the config has a schedule)
+        _pathways=${pathway_conf[xlsr]:--}
+        if [ "${_pathways}" != - ]; then
+            _opts+="--frontend_conf pathways=${_pathways} "
+            _inputs+="--option pathways=${_pathways} "
+        fi
+        _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
+        if [ "${token_type}" = bpe ]; then
+            _opts+="--bpemodel data/token_list/bpe/bpe.model "
+            _inputs+="--input bpemodel=data/token_list/bpe/bpe.model "
+        fi
+        # shellcheck disable=SC2046,SC2086
+        check_experiment "${out}" asr_tag "${asr_config}" "${asr_args} $(seed_opts "${seed}")" \
+            ${_inputs} $(data_sets="${distil_train} ${distil_dev}" data_inputs "${text_name}") \
+            --option "token_type=${token_type}"
+        if [ -e "${out}/${inference_model}" ]; then
+            log "Stage 9: fine-tuning of ${arm} already finished: ${out}/${inference_model}"
+            continue
+        fi
+        pool_run "${out}/train.log" log_then \
+            "Stage 9: CTC fine-tuning (${token_type}) of ${arm} (${src}) on ${distil_langs} -> ${out}" \
+            finetune_job "${out}" "${seed}" "${_opts}" "${distil_train}" "${distil_dev}"
+    done
+    pool_wait || { log "Error: stage 9 failed (see the logs named above)"; exit 1; }
+fi
+
 # stage 10 job: decoding every test language (or those of $3) with the fine-tuned model in dir $1 of model $2
 decode_job() {
     local out=$1 model=$2 l d _sets _lang_opt _langs=${3:-${langs}}
@@ -776,13 +1013,17 @@ decode_job() {
 }
 
 # the runs of stages 10-11: "<model>@<seed>@<dir>@<languages>" (the Distill-L2S experiment: one per
-# arm, seed and low-resource language, that language only)
+# arm, seed and low-resource language, that language only; DistilXLSR: every language but the source)
 stage_runs() {
     local run arm seed l
     if [ "${experiment}" = distill_l2s ]; then
         for run in $(model_runs "${l2s_arms}"); do
             arm=${run%@*} seed=${run#*@}
             for l in ${l2s_low}; do echo "${arm}@${seed}@$(l2s_exp_of "${arm}" "${seed}" "${l}")@${l}"; done
+        done
+    elif [ "${experiment}" = distilxlsr ]; then
+        for run in $(model_runs "${distil_arms}"); do
+            echo "${run}@$(distil_asr_exp "${run%@*}" "${run#*@}")@${distil_langs// /,}"
         done
     else
         for run in $(model_runs); do echo "${run}@$(asr_exp_of "${run%@*}" "${run#*@}")@${langs// /,}"; done
@@ -813,7 +1054,64 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     done
 fi
 
-if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${experiment}" = distill_l2s ]; then
+if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${experiment}" = distilxlsr ]; then
+    # one arm per model (teacher: the control), one experiment per seed, scored on every language but the
+    # source; #params of each self-supervised model (the teacher: the starting model; a student: its
+    # distillation); the decoding RTF of every arm (its first seed's model) measured in one run
+    _results=${expdir}/RESULTS_distilxlsr.md _params=${expdir}/params_distilxlsr.txt _rtf=${expdir}/rtf_distilxlsr.txt
+    log "Stage 12: ${_results} (arms ${distil_arms}; seeds ${seeds:-of the config}; languages ${distil_langs})"
+    _arms= _models=
+    _first_seed=${seed_list%% *}
+    for arm in ${distil_arms}; do
+        _d=
+        for seed in ${seed_list}; do
+            out=$(distil_asr_exp "${arm}" "${seed}")
+            for l in ${distil_langs}; do
+                if [ ! -d "${out}/decode_test_${l}" ]; then
+                    log "Error: ${out}/decode_test_${l} does not exist; run stages 9-11 first"
+                    exit 1
+                fi
+            done
+            _d+="${out},"
+        done
+        _arms+="--arm ${arm}=${_d%,} "
+        out=$(distil_asr_exp "${arm}" "${_first_seed}")
+        _models+="--model ${arm}=${out}/config.yaml,${out}/${inference_model} "
+    done
+    : > "${_params}"
+    for arm in ${distil_arms}; do
+        if [ "${arm}" != teacher ]; then
+            _src=$(distil_student_exp "${arm}")
+            _source="--ssl_config ${_src}/config.yaml --ssl_model_file ${_src}/${inference_model}"
+        elif "${skip_pretrain}"; then
+            _source="--init ${pretrain_init}"
+        else
+            _source="--ssl_config ${ssl_exp}/config.yaml --ssl_model_file ${ssl_exp}/${inference_model}"
+        fi
+        # shellcheck disable=SC2086
+        _n=$(${python} -m espnet_s3net.bin.count_params ${_source})
+        echo "${arm} ${_n}" >> "${_params}"
+    done
+    _sets=
+    for l in ${distil_langs}; do _sets+="test_${l} "; done
+    log "Stage 12: decoding real-time factor of ${distil_arms} on ${_sets}in one run -> ${_rtf}"
+    # shellcheck disable=SC2086
+    ${decode_cmd} "${expdir}/rtf_distilxlsr.log" \
+        ${python} -m espnet_s3net.bin.compare_rtf ${_models} --control teacher --data_root "${raw}" \
+            --test_sets ${_sets} --output "${_rtf}" --ngpu "${ngpu}" ${distill_rtf_args}
+    # High: those of high_langs that are evaluated (default: the top 3 of them by XLSR-10 hours)
+    _high=
+    for l in ${high_langs}; do
+        case " ${distil_langs} " in *" ${l} "*) _high+="${l} " ;; esac
+    done
+    _configs="--config ${asr_config} --config ${distill_config}"
+    "${skip_pretrain}" || _configs+=" --config ${pretrain_config}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet_s3net.bin.make_results ${_arms} --control teacher --langs "${distil_langs}" \
+        --output "${_results}" --score "${score_dir}" --model_file "${inference_model}" \
+        ${high_langs:+--high "${_high}"} ${_configs} --params_file "${_params}" --rtf_file "${_rtf}" \
+        --distilxlsr_table
+elif [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${experiment}" = distill_l2s ]; then
     # one arm per lambda (ctc: plain CTC, the control), one dir per seed holding the experiments of
     # its low-resource languages; the multi-seed report over those languages (all of them Low) with
     # the Distill-L2S table (PER with and without the loss per language, paired tests against ctc)
