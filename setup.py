@@ -71,6 +71,6 @@ setup(
     install_requires=install_requires,
     cmdclass={"build_py": BuildPyWithPlugin, "develop": DevelopWithPlugin},
     extras_require={
-        "test": ["pytest>=7.4", "transformers>=4.40", "scipy>=1.10", "ruff>=0.6", "wandb>=0.31"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "transformers>=4.40", "scipy>=1.10", "ruff>=0.6", "wandb>=0.31"],
     },
 )

@@ -1,8 +1,17 @@
 """Test-suite root: puts test/ on sys.path, so shared helpers (language_data_dirs) import by
 name; fixtures shared by several test files."""
 
+import os
+
 import pytest
+import torch
 from language_data_dirs import TINY_CTC, train_asr
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # the workers share the cores (setup.cfg: -n 2): one thread each, in this process and the
+    # training processes the tests start
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
