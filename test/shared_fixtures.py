@@ -1,5 +1,5 @@
-"""Fixtures shared by several test folders: a tiny public-looking checkpoint and a copy of
-the recipe directory."""
+"""Fixtures shared by several test folders: a tiny public-looking checkpoint, a copy of the
+recipe directory, and a job command that only records what the recipe would run."""
 
 import shutil
 from pathlib import Path
@@ -33,3 +33,20 @@ def copy_recipe(tmp_path: Path) -> Path:
                     ignore=shutil.ignore_patterns("data", "dump", "exp", "synth_cv"))
     (tmp_path / "tools").symlink_to(REPO / "tools")
     return recipe
+
+
+# a job command that writes its command line where utils/run_local.sh would and runs nothing
+RECORD_JOB = """#!/usr/bin/env bash
+mkdir -p "$(dirname "$1")"
+log=$1; shift
+echo "# $*" > "${log}"
+"""
+
+
+def record_jobs(recipe: Path) -> None:
+    """Make every job of the recipe copy ``recipe`` (cmd.sh's train, cuda and decode commands)
+    write its command line as the first line of its log instead of running."""
+    (recipe / "utils" / "record_job.sh").write_text(RECORD_JOB)
+    (recipe / "utils" / "record_job.sh").chmod(0o755)
+    (recipe / "cmd.sh").write_text("export train_cmd=utils/record_job.sh cuda_cmd=utils/record_job.sh "
+                                   "decode_cmd=utils/record_job.sh\n")

@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shared_fixtures import copy_recipe, hf_tiny
+from shared_fixtures import copy_recipe, hf_tiny, record_jobs
 
 ENV = {"PATH": "/usr/bin:/bin", "COMMONVOICE": ""}
 TINY = ["--asr_config", "conf/asr_ctc_l2s_tiny.yaml"]
-# a job command that writes its command line where utils/run_local.sh would and runs nothing
-RECORD_JOB = """#!/usr/bin/env bash
-mkdir -p "$(dirname "$1")"
-log=$1; shift
-echo "# $*" > "${log}"
-"""
-
-
 def _run(recipe: Path, *args, langs: str = "es ky tt", ok: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["./run.sh", "--synth_size", "tiny", "--nj", "2", "--langs", langs, *args],
                             cwd=recipe, capture_output=True, text=True, timeout=900, env=ENV)
@@ -63,10 +55,7 @@ def _fake_inputs(recipe: Path, langs) -> Path:
     init = recipe.parent / "public" / "fake.pt"
     init.parent.mkdir()
     init.write_bytes(b"a public checkpoint")
-    (recipe / "utils" / "record_job.sh").write_text(RECORD_JOB)
-    (recipe / "utils" / "record_job.sh").chmod(0o755)
-    (recipe / "cmd.sh").write_text("export train_cmd=utils/record_job.sh cuda_cmd=utils/record_job.sh "
-                                   "decode_cmd=utils/record_job.sh\n")
+    record_jobs(recipe)
     return init
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shared_fixtures import copy_recipe, hf_tiny
+from shared_fixtures import copy_recipe, hf_tiny, record_jobs
 
 from espnet_s3net.masks.mask_file import SubnetMasks
 
@@ -21,14 +21,6 @@ ENV = {"PATH": "/usr/bin:/bin", "COMMONVOICE": ""}
 LANGS = "es fr"
 ARMS = ("xlsr", "agnostic", "fixed_te", "pathways", "dynamic_pathways")
 TINY = ["--asr_config", "conf/asr_ctc_pathways_tiny.yaml", "--pathway_method", "te"]
-# a job command that writes its command line where utils/run_local.sh would and runs nothing
-RECORD_JOB = """#!/usr/bin/env bash
-mkdir -p "$(dirname "$1")"
-log=$1; shift
-echo "# $*" > "${log}"
-"""
-
-
 def _run(recipe: Path, *args, ok: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["./run.sh", "--synth_size", "tiny", "--nj", "2", "--langs", LANGS, *args],
                             cwd=recipe, capture_output=True, text=True, timeout=900, env=ENV)
@@ -73,10 +65,7 @@ def _fake_inputs(recipe: Path) -> Path:
     masks = recipe / "exp" / "init_fake" / "subnets_te_sparsity0.5" / "masks.pt"
     masks.parent.mkdir(parents=True)
     masks.write_bytes(b"te masks at 0.5")
-    (recipe / "utils" / "record_job.sh").write_text(RECORD_JOB)
-    (recipe / "utils" / "record_job.sh").chmod(0o755)
-    (recipe / "cmd.sh").write_text("export train_cmd=utils/record_job.sh cuda_cmd=utils/record_job.sh "
-                                   "decode_cmd=utils/record_job.sh\n")
+    record_jobs(recipe)
     return init
 
 
