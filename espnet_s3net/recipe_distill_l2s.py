@@ -5,9 +5,9 @@ Every arm fine-tunes the same starting model with the same ASR config (``model: 
 e.g. ``conf/asr_ctc_l2s_small.yaml``), data, updates and seed; the arms differ only in the
 weight λ of the auxiliary loss (``--model_conf distill_l2s_conf.lambda=λ``):
 
-- ``ctc``: plain CTC, λ = 0. Its loss and gradients are CTC's exactly (the projection and
-  the teacher get no gradient), and it builds the same model as the other arms from the same
-  seed (same parameters, same random stream), so the comparison isolates the loss;
+- ``ctc``: plain CTC, λ = 0. Its loss and gradients are CTC's exactly (the teacher does not
+  run and the projection gets no gradient), and it builds the same model as the other arms
+  from the same seed (same parameters, same random stream), so the comparison isolates the loss;
 - ``l2s``: CTC + the Distill-L2S loss with the config's λ; or, with a sweep
   (``--l2s_lambdas "0.1 1.0"``), one arm ``l2s_lambda<λ>`` per value.
 

@@ -21,7 +21,7 @@ Lengths are counts of valid positions; positions beyond them are padding and nev
 The teacher states are targets only: the loss detaches them.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -119,6 +119,10 @@ class L2SDistillLoss(torch.nn.Module):
         self.lambda_ = float(lambda_)
         self.blank = blank
         self.projection = torch.nn.Linear(input_size, projection_size, bias=False)
+
+    def unused_parameters_reason(self) -> Optional[str]:
+        """With λ = 0 the loss is not computed: the projection gets no gradient (DDP)."""
+        return "lambda 0: the Distill-L2S projection is not used" if self.lambda_ == 0 else None
 
     def forward(
         self,

@@ -18,6 +18,7 @@ to the teacher's tokens, projected and pulled to a frozen text teacher's hidden 
 
 The loss is ``loss + λ · MSE`` and reported as ``loss_l2s`` (already weighted) next to
 ``loss_ctc``; the encoder, frontend and CTC head receive its gradient, the teacher none.
+With ``lambda: 0`` (the plain CTC control) the teacher does not run and ``loss_l2s`` is 0.
 
 **What the teacher reads.** The sentence of each utterance, given as one more ESPnet
 data input named ``l2s_text`` (type ``text``, e.g. the data dir's normalised ``text``)::
@@ -260,7 +261,10 @@ class DistillL2SASRModel(ESPnetASRModel):
             self._capture = None
         if isinstance(encoder_out, tuple):  # intermediate CTC outputs
             encoder_out = encoder_out[0]
-        loss_l2s = self._l2s_loss(encoder_out, encoder_out_lens, sentences, langs, kwargs.get("utt_id"))
+        if self.distill_l2s.lambda_ == 0:  # plain CTC: the teacher does not run
+            loss_l2s = torch.zeros((), dtype=loss.dtype, device=loss.device)
+        else:
+            loss_l2s = self._l2s_loss(encoder_out, encoder_out_lens, sentences, langs, kwargs.get("utt_id"))
         loss = loss + loss_l2s
         stats["loss_l2s"] = loss_l2s.detach()
         stats["loss"] = loss.detach()

@@ -7,6 +7,15 @@ from typing import Callable, Dict, List
 import torch
 
 
+def on_device(device: str) -> bool:
+    """Whether ``device`` is a CUDA device; on CPU, set one thread for the timings (the
+    benchmarks' ratios are per core)."""
+    if device.startswith("cuda"):
+        return True
+    torch.set_num_threads(1)
+    return False
+
+
 def timed(call: Callable[[], object], device: str) -> float:
     """Wall-clock seconds of ``call`` (a CUDA ``device`` is synchronized before and after)."""
     if device.startswith("cuda"):

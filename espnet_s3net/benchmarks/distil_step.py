@@ -30,7 +30,7 @@ from typing import List
 
 import torch
 
-from espnet_s3net.benchmarks._timing import alternating_rounds
+from espnet_s3net.benchmarks._timing import alternating_rounds, on_device
 from espnet_s3net.benchmarks._xlsr_step import StepArm, fixed_batch
 
 TARGET = 1.0
@@ -64,9 +64,7 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args(argv)
-    on_gpu = args.device.startswith("cuda")
-    if not on_gpu:
-        torch.set_num_threads(1)
+    on_gpu = on_device(args.device)
 
     overrides = {} if args.teacher_layers is None else {"num_layers": args.teacher_layers}
     torch.manual_seed(0)

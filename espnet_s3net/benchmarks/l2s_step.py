@@ -29,7 +29,7 @@ from typing import List
 import numpy as np
 import torch
 
-from espnet_s3net.benchmarks._timing import alternating_rounds
+from espnet_s3net.benchmarks._timing import alternating_rounds, on_device
 
 WORDS = ("la casa grande del mercado está cerca del parque y el río corre hacia el mar "
          "bir eki üç dört beş kitap okul yol ev su").split()
@@ -90,9 +90,7 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--teacher_steps", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args(argv)
-    on_gpu = args.device.startswith("cuda")
-    if not on_gpu:
-        torch.set_num_threads(1)
+    on_gpu = on_device(args.device)
     from espnet_s3net.asr.distill_l2s_model import teachers_loaded_at_build
     from espnet_s3net.text.teacher_lm import TeacherLMConfig, train_teacher
     from espnet_s3net.train.language_data import encode_language

@@ -8,11 +8,16 @@ one copy of the weight. Three designs are then summed per step (forward, backwar
 restore around the optimizer step):
 
 - ``uint8_mask`` (what :mod:`espnet_s3net.masks.language_masker` does): the active
-  language's mask as uint8 (1 byte per weight), converted to the weight's dtype and
-  applied in the forward and again in the backward (``W ⊙ m`` recomputed, not saved),
-  the gradient masked, the weights copied before the step and put back by a lerp;
-- ``float_mask``: the same with the mask kept in the weight's dtype (4 bytes per weight,
-  +3 over uint8, through the activation peak): no conversions;
+  language's mask as uint8 (1 byte per weight), read by the passes of
+  :mod:`espnet_s3net.masks.mask_kernels` (on CPU compiled by TorchInductor, on CUDA
+  PyTorch's mixed-dtype kernels), each one pass: ``W ⊙ m`` in the forward and again in
+  the backward (recomputed, not saved), the gradient masked, the weights copied before the
+  step and put back by a select after it;
+- ``uint8_mask_eager``: the same with eager PyTorch ops on CPU, which convert the mask
+  into the weight's dtype in a pass of its own before each use (the fallback where
+  nothing can be compiled);
+- ``float_mask``: the eager ops with the mask kept in the weight's dtype (4 bytes per
+  weight, +3 over uint8, through the activation peak): no conversions;
 - ``float_mask_saved``: also saving ``W ⊙ m`` for the backward (+4 more bytes per weight
   through the activation peak): no recomputation.
 
@@ -30,6 +35,7 @@ from typing import Callable, List
 import torch
 
 from espnet_s3net.benchmarks._timing import timed
+from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, restore_
 
 
 def main(argv: List[str]) -> dict:
@@ -54,6 +60,9 @@ def main(argv: List[str]) -> dict:
 
     copy_s = median_s(lambda: kept.copy_(w))
     ops = {
+        "masked_weight": lambda: masked_weight(w, mask_u8, out),
+        "mask_grad": lambda: mask_grad_(g, mask_u8),
+        "restore": lambda: restore_(out, kept, mask_u8),
         "convert_mask": lambda: out.copy_(mask_u8),
         "mul_float_mask": lambda: torch.mul(w, mask_f, out=out),
         "grad_mul_float_mask": lambda: g.mul_(mask_f),
@@ -67,13 +76,15 @@ def main(argv: List[str]) -> dict:
     restore = copies["copy_before_step"] + copies["lerp_restore"]
     designs = {
         # forward, backward (recompute + gradient), restore (+ its conversion)
-        "uint8_mask": 2 * apply_u8 + copies["grad_mul_float_mask"] + restore + copies["convert_mask"],
+        "uint8_mask": (2 * copies["masked_weight"] + copies["mask_grad"] + copies["copy_before_step"]
+                       + copies["restore"]),
+        "uint8_mask_eager": 2 * apply_u8 + copies["grad_mul_float_mask"] + restore + copies["convert_mask"],
         "float_mask": 2 * copies["mul_float_mask"] + copies["grad_mul_float_mask"] + restore,
         "float_mask_saved": copies["mul_float_mask"] + copies["grad_mul_float_mask"] + restore,
     }
     return {
         "op_weight_copies": copies,
         "step_weight_copies": designs,
-        "extra_bytes_per_weight": {"uint8_mask": 1, "float_mask": 4, "float_mask_saved": 8},
+        "extra_bytes_per_weight": {"uint8_mask": 1, "uint8_mask_eager": 1, "float_mask": 4, "float_mask_saved": 8},
         "copy_ms": 1e3 * copy_s, "shape": list(shape), "device": dev, "repeats": args.repeats,
     }

@@ -31,22 +31,24 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
 
 Memory: one bit per prunable weight and language, plus one byte per prunable weight
 for the active language; nothing weight-sized lives through the forward and backward
-(the restore copy exists only during the step). Time per step: the mask is converted
-and applied twice per layer (forward, and recomputed in the backward), the gradient
-masked once, and the restore is two fused passes; a language switch unpacks one
-language's bits. The alternative of zeroing the weights in place for the whole step
+(the restore copy exists only during the step). Time per step, in passes over the
+prunable weights (:mod:`espnet_s3net.masks.mask_kernels`, each reading the uint8 mask in
+the pass): ``W ⊙ m`` twice per layer (forward, and recomputed in the backward), the
+gradient masked once, and the restore is a copy and one select; a language switch unpacks
+one language's bits. The alternative of zeroing the weights in place for the whole step
 is a little cheaper in passes but keeps a weight-sized copy of the pruned values
 alive at the activation peak.
 """
 
 import logging
 import weakref
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits
+from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, restore_
 
 OPTIM_STATE_POLICIES = ("shared", "frozen")
 
@@ -55,33 +57,25 @@ class _MaskedLinearFunction(torch.autograd.Function):
     """``x (W ⊙ m)ᵀ + b`` saving ``x``, ``W`` and ``m`` (not the masked weight); with a
     ``sink`` (float32, W's shape) the backward adds the unmasked ``(∂L/∂W)²`` into it.
 
-    ``scratch`` = (masked weight, mask) buffers in W's dtype and shape, shared by the
-    layers of that shape: the uint8 mask is converted into the second and ``W ⊙ m``
-    written into the first, in the forward and again in the backward. No weight-sized
-    allocation per layer (on CPU, mixed-dtype products allocate a converted copy of
-    the mask, and those allocations fragment the heap between the saved activations).
-    Under autocast the forward runs ``F.linear`` in the autocast dtype; the backward
-    computes in the dtype of the incoming gradient, as autocast's own linear does.
+    ``scratch``: a buffer of W's dtype and shape, shared by the layers of that shape, into
+    which ``W ⊙ m`` is written in the forward and again in the backward (one pass each,
+    :mod:`espnet_s3net.masks.mask_kernels`): no weight-sized allocation per layer, which
+    would fragment the heap between the saved activations. Under autocast the forward runs
+    ``F.linear`` in the autocast dtype; the backward computes in the dtype of the incoming
+    gradient, as autocast's own linear does.
     """
-
-    @staticmethod
-    def _masked_weight(weight, mask, scratch):
-        """``(W ⊙ m, m)`` in W's dtype, written into ``scratch``."""
-        masked, mask_as_weight = scratch
-        mask_as_weight.copy_(mask)
-        return torch.mul(weight, mask_as_weight, out=masked), mask_as_weight
 
     @staticmethod
     def forward(ctx, x, weight, bias, mask, scratch, sink):
         ctx.save_for_backward(x, weight, mask)
         ctx.scratch, ctx.sink = scratch, sink
         ctx.has_bias = bias is not None
-        return F.linear(x, _MaskedLinearFunction._masked_weight(weight, mask, scratch)[0], bias)
+        return F.linear(x, masked_weight(weight, mask, scratch), bias)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight, mask = ctx.saved_tensors
-        masked, mask_as_weight = _MaskedLinearFunction._masked_weight(weight, mask, ctx.scratch)
+        masked = masked_weight(weight, mask, ctx.scratch)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = grad.matmul(masked.to(grad.dtype)).to(x.dtype)
@@ -89,9 +83,7 @@ class _MaskedLinearFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             x_2d = x.reshape(-1, x.shape[-1]).to(grad.dtype)
             grad_w = grad_2d.t().matmul(x_2d).to(weight.dtype)
-            if ctx.sink is not None:
-                ctx.sink.addcmul_(grad_w, grad_w)
-            grad_w.mul_(mask_as_weight)
+            mask_grad_(grad_w, mask, ctx.sink)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_2d.sum(0).to(weight.dtype)
         return grad_x, grad_w, grad_b, None, None, None
@@ -99,13 +91,13 @@ class _MaskedLinearFunction(torch.autograd.Function):
 
 class MaskedLinear(torch.nn.Linear):
     """``nn.Linear`` that uses its weight through ``lang_mask`` (uint8 0/1 of the
-    weight's shape, set by :class:`LanguageMasker` with two ``scratch`` buffers of the
+    weight's shape, set by :class:`LanguageMasker` with a ``scratch`` buffer of the
     weight's shape and dtype; ``None``: the dense layer). While no language is active,
     ``inactive_error`` holds the message a forward raises: a model with sub-networks is
     never run dense by accident. ``grad_sink``: see :meth:`LanguageMasker.set_grad_sinks`."""
 
     lang_mask: Optional[torch.Tensor] = None
-    scratch: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+    scratch: Optional[torch.Tensor] = None
     inactive_error: Optional[str] = None
     grad_sink: Optional[torch.Tensor] = None
 
@@ -146,7 +138,7 @@ class LanguageMasker:
         self.active: Optional[str] = None
         self._mask: Optional[List[torch.Tensor]] = None
         self._packed: Dict[str, torch.Tensor] = {}
-        self._scratch: Dict[tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._scratch: Dict[tuple, torch.Tensor] = {}
         self._kept: Optional[List[torch.Tensor]] = None
         self._optimizers = set()
         self._warned = set()
@@ -189,10 +181,10 @@ class LanguageMasker:
             for layer, mask in zip(self.layers, self._mask):
                 layer.lang_mask, layer.scratch = mask, self._scratch_for(layer.weight)
 
-    def _scratch_for(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _scratch_for(self, weight: torch.Tensor) -> torch.Tensor:
         key = (weight.shape, weight.dtype, weight.device)
         if key not in self._scratch:
-            self._scratch[key] = tuple(torch.empty_like(weight, requires_grad=False) for _ in range(2))
+            self._scratch[key] = torch.empty_like(weight, requires_grad=False, memory_format=torch.contiguous_format)
         return self._scratch[key]
 
     def deactivate(self) -> None:
@@ -238,9 +230,7 @@ class LanguageMasker:
         self._kept = None
         with torch.no_grad():
             for t, m, k in zip(tensors, masks, kept):
-                # lerp with weight 0 or 1 is exact: the kept value outside the mask, the
-                # step's value inside it
-                torch.lerp(k.view(t.shape), t, self._scratch_for(t)[1].copy_(m), out=t)
+                restore_(t, k.view(t.shape), m)
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Keep weights outside the active mask unchanged by ``optimizer``'s steps

@@ -21,7 +21,8 @@ regrows as many among the weights outside it, highest regrow score first
 current shared value.
 
 Criteria (per language; accumulated over that language's updates since the previous mask
-change, then reset):
+change, or with ``score_window`` W only over those among the last W updates before the
+change, then reset; nothing is accumulated when no change is ahead):
 
 - importance ``magnitude`` (default): ``|W|`` of the shared weights, no state. With the
   same initial mask for every language, magnitude pruning keeps the pathways identical (the
@@ -90,6 +91,7 @@ import torch
 
 from espnet_s3net.masks.language_masker import LanguageMasker
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+from espnet_s3net.masks.mask_kernels import accumulate_taylor_
 from espnet_s3net.masks.pruning import SCOPES, UNSTRUCTURED, keep_highest, select_lowest
 
 IMPORTANCES = ("magnitude", "taylor")
@@ -112,6 +114,8 @@ class PathwayConfig:
         regrow_every: K, updates between drop-and-regrow steps (0: off, plain pathways).
         regrow_fraction: fraction of the pathway dropped and regrown, in (0, 1).
         regrow_criterion: what is regrown first: ``gradient`` or ``taylor``.
+        score_window: accumulate the ``taylor`` / regrow scores only over the last W updates
+            before each mask change (None: every update since the previous change).
     """
 
     target_sparsity: float
@@ -123,6 +127,7 @@ class PathwayConfig:
     regrow_every: int = 0
     regrow_fraction: float = 0.1
     regrow_criterion: str = "gradient"
+    score_window: Optional[int] = None
 
     def __post_init__(self):
         if not 0.0 <= self.target_sparsity < 1.0:
@@ -132,6 +137,8 @@ class PathwayConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.regrow_every < 0:
             raise ValueError(f"regrow_every must be ≥ 0 (0: no regrowth), got {self.regrow_every}")
+        if self.score_window is not None and (isinstance(self.score_window, bool) or self.score_window < 1):
+            raise ValueError(f"score_window must be at least 1 (null: every update), got {self.score_window}")
         if not 0.0 < self.regrow_fraction < 1.0:
             raise ValueError(f"regrow_fraction must be in (0, 1), got {self.regrow_fraction}")
         for name, allowed in (("scope", SCOPES), ("importance", IMPORTANCES),
@@ -209,7 +216,7 @@ class PathwaySchedule(torch.nn.Module):
     (``masks_round<r>.pt``, :meth:`save_masks`; None, the default: nowhere).
 
     Buffers: ``updates`` (int64, updates counted), ``bits`` (uint8 (L, ceil(n/8)), the
-    current masks packed, languages sorted), ``seen`` (int64 (L,), updates per language
+    current masks packed, languages sorted), ``seen`` (int64 (L,), scored updates per language
     since the last change) and, when used, ``importance`` and ``grow`` (float32 (L, n)) and
     ``rewind_point`` (the prunable weights at the rewind point, (n,)).
     """
@@ -221,7 +228,6 @@ class PathwaySchedule(torch.nn.Module):
             raise ValueError(f"pathways prune unstructured masks; {masks.source} has pattern {masks.pattern}")
         self.masker, self.config, self.languages = masker, config, masks.languages
         self.save_dir: Optional[str] = None
-        self._scratch = {}
         self._source = {k: masks.meta[k] for k in ("source_fingerprint",) if k in masks.meta}
         starts = list(itertools.accumulate((masks.shapes[name].numel() for name in masks.names), initial=0))
         # flat ranges pruned as one: each tensor (layerwise) or all (global)
@@ -244,10 +250,9 @@ class PathwaySchedule(torch.nn.Module):
         self.register_buffer("grow", self._zeros(len(self.languages)) if regrow else None, persistent=False)
         self.register_buffer("sink", self._zeros() if regrow else None, persistent=False)
         self.register_buffer("rewind_point", self._weights().to(masker.params[0].dtype) if config.rewind else None)
-        if regrow:
-            self._connect_sinks()
-        self.register_load_state_dict_post_hook(lambda module, incompatible: module._push_masks())
-        self._push_masks()
+        self._sinks_on = False
+        self.register_load_state_dict_post_hook(lambda module, incompatible: module._restored())
+        self._restored()
 
     def accumulator_state(self) -> Dict[str, torch.Tensor]:
         """``updates`` and the score accumulators in use (``importance``, ``grow``), which the
@@ -298,25 +303,42 @@ class PathwaySchedule(torch.nn.Module):
             for p, start in self._rewind_pairs():
                 p.copy_(start)
 
-    def _scratch_for(self, weight: torch.Tensor) -> torch.Tensor:
-        """A buffer of ``weight``'s shape, dtype and device, shared by the weights alike (no
-        weight-sized allocation per update)."""
-        key = (weight.shape, weight.dtype, weight.device)
-        if key not in self._scratch:
-            self._scratch[key] = torch.empty_like(weight, requires_grad=False)
-        return self._scratch[key]
-
     def _zeros(self, *lead: int) -> torch.Tensor:
         return torch.zeros(*lead, self.masker.masks.numel, dtype=torch.float32, device=self.masker.params[0].device)
 
-    def _connect_sinks(self) -> None:
-        self.masker.set_grad_sinks(list(self.masker.masks.split(self.sink).values()))
+    def _restored(self) -> None:
+        """After construction or loading a state dict: the masker gets the masks and, if the
+        next update is scored, the gradient sinks."""
+        self._push_masks()
+        self._set_sinks(int(self.updates) + 1)
+
+    def _next_change(self, u: int) -> Optional[int]:
+        """The update (≥ ``u``, counted from 1) after which the masks change next, or None."""
+        config, changes = self.config, []
+        round_end = -(-u // config.updates_per_round)
+        if round_end <= config.rounds:
+            changes.append(round_end * config.updates_per_round)
+        if config.regrow_every:
+            changes.append(-(-u // config.regrow_every) * config.regrow_every)
+        return min(changes, default=None)
+
+    def _scored(self, u: int) -> bool:
+        """Whether update ``u`` adds to the scores: a change follows within ``score_window``."""
+        change = self._next_change(u)
+        return change is not None and (self.config.score_window is None or change - u < self.config.score_window)
+
+    def _set_sinks(self, u: int) -> None:
+        """Connect the masker's gradient sinks for the backward of update ``u`` if it is
+        scored (and regrowth needs them), disconnect them otherwise (no backward cost)."""
+        on = self.sink is not None and self._scored(u)
+        self.masker.set_grad_sinks(list(self.masker.masks.split(self.sink).values()) if on else None)
+        self._sinks_on = on
 
     def _apply(self, fn, *args, **kwargs):
         """Moving the module moves ``sink``: hand the masker the moved tensor."""
         super()._apply(fn, *args, **kwargs)
-        if self.sink is not None:
-            self._connect_sinks()
+        if self._sinks_on:
+            self._set_sinks(int(self.updates) + 1)
         return self
 
     @property
@@ -332,17 +354,18 @@ class PathwaySchedule(torch.nn.Module):
             raise RuntimeError(f"an update of {'the dense model' if lang is None else f'language {lang}'}: "
                                f"the pathway schedule trains {', '.join(self.languages)} only")
         i = self.languages.index(lang)
+        scored = self._scored(int(self.updates) + 1)
         with torch.no_grad():
-            if self.importance is not None:
+            if scored and self.importance is not None:
                 for acc, p in zip(self.masker.masks.split(self.importance[i]).values(), self.masker.params):
                     if p.grad is not None:
-                        score = torch.mul(p.grad, p, out=self._scratch_for(p))
-                        acc.addcmul_(score, score)
-            if self.grow is not None:
+                        accumulate_taylor_(acc, p.grad, p)
+            if self._sinks_on:
                 if torch.isfinite(self.sink.sum()):  # one pass, no bool copy of the sink
                     self.grow[i] += self.sink
                 self.sink.zero_()
-        self.seen[i] += 1
+        if scored:
+            self.seen[i] += 1
         self.updates += 1
         t, config = int(self.updates), self.config
         if t % config.updates_per_round == 0 and t // config.updates_per_round <= config.rounds:
@@ -353,6 +376,8 @@ class PathwaySchedule(torch.nn.Module):
                 self.save_masks(os.path.join(self.save_dir, f"masks_round{self.rounds_done}.pt"))
         elif config.regrow_every and t % config.regrow_every == 0:
             self._change(self._regrow)
+        if (self.sink is not None and self._scored(t + 1)) != self._sinks_on:
+            self._set_sinks(t + 1)
 
     def _weights(self) -> torch.Tensor:
         """float32 (n,): the prunable weights, concatenated in ``names`` order."""
@@ -364,7 +389,7 @@ class PathwaySchedule(torch.nn.Module):
             if self.seen[i]:
                 scores = self.importance[i]
             else:
-                logging.warning(f"pathways: no update of {self.languages[i]} in round {self.rounds_done}: "
+                logging.warning(f"pathways: no scored update of {self.languages[i]} in round {self.rounds_done}: "
                                 "its pathway is pruned by magnitude")
         out = torch.empty_like(mask)
         for start, end in self._segments:
@@ -374,7 +399,7 @@ class PathwaySchedule(torch.nn.Module):
 
     def _regrow(self, i: int, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if not self.seen[i]:
-            logging.warning(f"pathways: no update of {self.languages[i]} since the last mask change "
+            logging.warning(f"pathways: no scored update of {self.languages[i]} since the last mask change "
                             f"(update {int(self.updates)}): its pathway is kept")
             return mask
         drop = weights.abs() if self.importance is None else self.importance[i]

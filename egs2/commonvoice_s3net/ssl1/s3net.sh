@@ -524,7 +524,7 @@ finetune_job() {
 # stage 9, one fine-tuning of the main and pathways experiments (and of the DistilXLSR experiment's
 # stage 7: the main experiment's xlsr, its aligner): model $1 with seed $2 on train_multi, a pool job
 finetune_run() {
-    local model=$1 seed=$2 src out _opts _inputs _masks _pathways
+    local model=$1 seed=$2 src out _opts _inputs _masks
     src=$(ssl_exp_of "${model}" "${seed}")
     out=$(asr_exp_of "${model}" "${seed}")
     if from_start "${model}"; then
@@ -554,8 +554,16 @@ finetune_run() {
                 _inputs+="--input masks=${src}/masks.pt " ;;
         esac
     fi
-    # the pathway schedule of a pathway arm; null: none although the config has one
-    _pathways=${pathway_conf[${model}]:--}
+    finetune_submit "${model}" "${src}" "${out}" "${seed}" "${_opts}" "${_inputs}" "${model}"
+}
+
+# stage 9, what every fine-tuning shares: the pathway schedule of model $7 (null: none although the
+# config has one), the token list, the experiment check and the pool job, skipped when finished.
+# $1 the run's name in the log, $2 its source, $3 its dir, $4 its seed, $5 frontend options, $6 inputs,
+# $8 $9 the training and validation sets (default train_multi dev_multi)
+finetune_submit() {
+    local name=$1 src=$2 out=$3 seed=$4 _opts=$5 _inputs=$6 _pathways=${pathway_conf[$7]:--}
+    local train=${8:-train_multi} valid=${9:-dev_multi}
     if [ "${_pathways}" != - ]; then
         _opts+="--frontend_conf pathways=${_pathways} "
         _inputs+="--option pathways=${_pathways} "
@@ -567,13 +575,13 @@ finetune_run() {
     fi
     # shellcheck disable=SC2046,SC2086
     check_experiment "${out}" asr_tag "${asr_config}" "${asr_args} $(seed_opts "${seed}")" \
-        ${_inputs} $(data_inputs "${text_name}") --option "token_type=${token_type}"
+        ${_inputs} $(data_sets="${train} ${valid}" data_inputs "${text_name}") --option "token_type=${token_type}"
     if [ -e "${out}/${inference_model}" ]; then
-        log "Stage 9: fine-tuning of ${model} already finished: ${out}/${inference_model}"
+        log "Stage 9: fine-tuning of ${name} already finished: ${out}/${inference_model}"
         return 0
     fi
-    pool_run "${out}/train.log" log_then "Stage 9: CTC fine-tuning (${token_type}) of ${model} (${src}) -> ${out}" \
-        finetune_job "${out}" "${seed}" "${_opts}"
+    pool_run "${out}/train.log" log_then "Stage 9: CTC fine-tuning (${token_type}) of ${name} (${src}) -> ${out}" \
+        finetune_job "${out}" "${seed}" "${_opts}" "${train}" "${valid}"
 }
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
@@ -945,28 +953,9 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ "${experiment}" = distilxl
             _opts="--frontend_conf ssl_config=${src}/config.yaml --frontend_conf ssl_model_file=${src}/${inference_model} "
             _inputs="--input ssl_model=${src}/${inference_model} "
         fi
-        # every arm is dense, as xlsr: its pathway value (null where the config has a schedule)
-        _pathways=${pathway_conf[xlsr]:--}
-        if [ "${_pathways}" != - ]; then
-            _opts+="--frontend_conf pathways=${_pathways} "
-            _inputs+="--option pathways=${_pathways} "
-        fi
-        _inputs+="--input token_list=data/token_list/${token_type}/tokens.txt "
-        if [ "${token_type}" = bpe ]; then
-            _opts+="--bpemodel data/token_list/bpe/bpe.model "
-            _inputs+="--input bpemodel=data/token_list/bpe/bpe.model "
-        fi
-        # shellcheck disable=SC2046,SC2086
-        check_experiment "${out}" asr_tag "${asr_config}" "${asr_args} $(seed_opts "${seed}")" \
-            ${_inputs} $(data_sets="${distil_train} ${distil_dev}" data_inputs "${text_name}") \
-            --option "token_type=${token_type}"
-        if [ -e "${out}/${inference_model}" ]; then
-            log "Stage 9: fine-tuning of ${arm} already finished: ${out}/${inference_model}"
-            continue
-        fi
-        pool_run "${out}/train.log" log_then \
-            "Stage 9: CTC fine-tuning (${token_type}) of ${arm} (${src}) on ${distil_langs} -> ${out}" \
-            finetune_job "${out}" "${seed}" "${_opts}" "${distil_train}" "${distil_dev}"
+        # every arm is dense, as xlsr (the pathway value null where the config has a schedule)
+        finetune_submit "${arm} on ${distil_langs}" "${src}" "${out}" "${seed}" "${_opts}" "${_inputs}" xlsr \
+            "${distil_train}" "${distil_dev}"
     done
     pool_wait || { log "Error: stage 9 failed (see the logs named above)"; exit 1; }
 fi

@@ -107,6 +107,18 @@ def test_step_with_s3net_frontend_trains_the_student_only(tmp_path, teacher_dir)
     assert model.skip_counts() == {"es": {"seen": 2, "skipped": 0}}
 
 
+def test_lambda_zero_is_plain_ctc_without_running_the_teacher(tmp_path, teacher_dir, monkeypatch):
+    args = _args(tmp_path, {"teacher_dir": str(teacher_dir), "lambda": 0.0})
+    with teachers_loaded_at_build():
+        model = S3NetASRTask.build_model(args)
+    monkeypatch.setattr(type(model.teacher), "__call__", lambda *a, **k: pytest.fail("the teacher ran"))
+    loss, stats, _ = model(**_batch(args, [("es-1", 16000, "a b a", "es")]))
+    assert stats["loss_l2s"].item() == 0 and torch.equal(stats["loss"], stats["loss_ctc"])
+    loss.sum().backward()
+    assert model.distill_l2s.projection.weight.grad is None
+    assert model.distill_l2s.unused_parameters_reason() and model.skip_counts() == {}
+
+
 def test_conformer_encoder_with_huggingface_teacher_and_named_skips(tmp_path, caplog):
     xlmr = save_tiny_xlmr(tmp_path / "xlmr")
     model = _build(tmp_path, {"teacher": "huggingface", "teacher_dir": str(xlmr), "teacher_layer": 1}, *CONFORMER)

@@ -20,8 +20,8 @@ import torch
      {"op_weight_copies", "step_weight_copies", "extra_bytes_per_weight", "copy_ms"}),
     ("decode_rtf", ["--xlsr_config", "xlsr_tiny", "--utts", "2"], {"rtf", "audio_s", "params"}),
     ("masked_step", ["--batch", "1", "--seconds", "1", "--repeats", "1", "--langs", "2", "--memory_runs", "1"],
-     {"time_ratio", "overhead_weight_copies", "peak_mem_ratio", "frozen_vs_shared", "peak_mem_ratio_frozen",
-      "targets", "meets_targets"}),
+     {"time_ratio", "overhead_weight_copies", "overhead_weight_copies_at_batch", "peak_mem_ratio",
+      "frozen_vs_shared", "peak_mem_ratio_frozen", "targets", "meets_targets"}),
     ("l2s_step", ["--xlsr_config", "xlsr_tiny", "--batch", "1", "--seconds", "1", "--repeats", "1",
                   "--teacher_steps", "1"],
      {"ratio", "target", "meets_target", "step_ms", "teacher_ms", "cache_read_ms", "teacher_share"}),
@@ -37,14 +37,15 @@ def test_benchmark_prints_one_json_line(name, args, keys):
 
 def test_pathway_update_reports_a_finite_ratio():
     out = subprocess.run([sys.executable, "-m", "espnet_s3net.bin.benchmark", "pathway_update", "--config", "xlsr_tiny",
-                          "--batch", "1", "--seconds", "1", "--steps", "1", "--langs", "2", "--updates_per_round", "4"],
+                          "--batch", "1", "--seconds", "1", "--steps", "1", "--langs", "2", "--updates_per_round", "8",
+                          "--score_window", "4"],
                          capture_output=True, text=True, check=True).stdout.strip().splitlines()
     result = json.loads(out[-1])
     assert {"ratio", "target", "meets_target", "step_ms", "accumulation_overhead_ms", "count_update_ms",
             "mask_update_ms", "mask_update_per_update_ms"} <= set(result)
     assert set(result["step_ms"]) == {"plain", "schedule"}
     assert math.isfinite(result["ratio"]) and result["ratio"] > 0 and result["mask_update_ms"] > 0
-    assert result["count_update_ms"] > 0
+    assert result["count_update_ms"] > 0 and result["score_window"] == 4 and "scored_step_ratio" in result
 
 
 def test_unknown_benchmark_lists_the_available_ones():

@@ -134,7 +134,7 @@ def test_masked_linear_gradients_match_the_masked_dense_layer(autocast):
         ref.weight.copy_(layer.weight * mask)
         ref.bias.copy_(layer.bias)
     layer.__class__ = MaskedLinear
-    layer.lang_mask, layer.scratch = mask, (torch.empty(5, 6), torch.empty(5, 6))
+    layer.lang_mask, layer.scratch = mask, torch.empty(5, 6)
     x = torch.randn(2, 3, 6, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_(True)
     for module, inputs in ((layer, x), (ref, x_ref)):

@@ -6,6 +6,7 @@ import io
 import pytest
 import torch
 
+from espnet_s3net.masks import pathways
 from espnet_s3net.masks.language_masker import attach_masker
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
 from espnet_s3net.masks.pathways import (
@@ -190,6 +191,32 @@ def test_dynamic_pathways_keep_sparsity_and_weights_outside_bit_identical(criter
             assert bool(moved.any()) == (t in (16, 20, 24)), (t, lang)
 
 
+@pytest.mark.parametrize("window,rounds,regrow,scored", [
+    # changes after 4 (regrow), 6 (round 1), 8 (regrow), 12 (round 2, which takes precedence)
+    (2, 2, 4, {3, 4, 5, 6, 7, 8, 11, 12}),
+    # no window: every update up to the last change; none after it (no change ahead)
+    (None, 1, 0, {1, 2, 3, 4, 5, 6}),
+])
+def test_scores_accumulate_only_within_the_window_before_a_change(monkeypatch, window, rounds, regrow, scored):
+    config = PathwayConfig(target_sparsity=0.5, rounds=rounds, updates_per_round=6, importance="taylor",
+                           regrow_every=regrow, score_window=window)
+    model, masker, optimizer = _build(config)
+    schedule = model.pathway_schedule
+    taylor, sinks = set(), set()
+    accumulate = pathways.accumulate_taylor_
+    monkeypatch.setattr(pathways, "accumulate_taylor_",
+                        lambda *a: (taylor.add(int(schedule.updates) + 1), accumulate(*a)))
+    for step in range(12):
+        masker.activate(_lang(step))
+        if masker.layers[0].grad_sink is not None:
+            sinks.add(step + 1)
+        model(torch.randn(8, 6, generator=torch.Generator().manual_seed(step))).pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert taylor == scored
+    assert sinks == (scored if regrow else set())
+
+
 @pytest.mark.parametrize("stop", [7, 14])
 def test_resume_mid_schedule_gives_the_same_masks_and_weights(stop):
     """Rounds end at 4, 8, 12, regrows at 5, 10, 15, 20: stopped at 7, the Taylor importance of
@@ -303,6 +330,7 @@ def test_save_masks_is_a_mask_file(tmp_path):
     ({"target_sparsity": 0.5, "regrow_fraction": 1.0}, r"regrow_fraction must be in \(0, 1\)"),
     ({"target_sparsity": 0.5, "scope": "per_row"}, "scope must be one of"),
     ({"target_sparsity": 0.5, "regrow_criterion": "random"}, "regrow_criterion must be one of"),
+    ({"target_sparsity": 0.5, "score_window": 0}, "score_window must be at least 1"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -1,0 +1,85 @@
+"""The masking passes: compiled (TorchInductor, CPU) and eager forms give the reference
+results bit for bit; a failed compilation falls back to eager with one warning."""
+
+import logging
+
+import pytest
+import torch
+
+from espnet_s3net.masks import mask_kernels
+from espnet_s3net.masks.mask_kernels import accumulate_taylor_, mask_grad_, masked_weight, restore_
+
+SHAPE = (96, 80)
+
+
+@pytest.fixture(params=["compiled", "eager"])
+def mode(request, monkeypatch):
+    monkeypatch.setattr(mask_kernels, "COMPILE_MIN_NUMEL", 0 if request.param == "compiled" else 1 << 62)
+    return request.param
+
+
+def _tensors():
+    gen = torch.Generator().manual_seed(0)
+    w, g, kept = (torch.randn(SHAPE, generator=gen) for _ in range(3))
+    mask = (torch.rand(SHAPE, generator=gen) < 0.5).to(torch.uint8)
+    return w, g, kept, mask
+
+
+def test_masked_weight_and_gradient(mode):
+    w, g, _, mask = _tensors()
+    out = torch.full_like(w, float("nan"))
+    assert masked_weight(w, mask, out) is out and torch.equal(out, w * mask.float())
+    expected_sink = 0.5 + g * g
+    sink, masked = torch.full_like(g, 0.5), g.clone()
+    mask_grad_(masked, mask, sink)
+    assert torch.equal(masked, g * mask.float())
+    torch.testing.assert_close(sink, expected_sink, rtol=1e-6, atol=0)  # eager: one fused multiply-add
+    plain = g.clone()
+    mask_grad_(plain, mask)
+    assert torch.equal(plain, masked)
+    if mode == "compiled":
+        assert {"masked_weight", "mask_grad", "mask_grad_with_sink"} <= set(mask_kernels._compiled)
+
+
+def test_restore_is_exact_select(mode):
+    w, _, kept, mask = _tensors()
+    stepped = w + 1e-3 * torch.randn_like(w)
+    target = stepped.clone()
+    restore_(target, kept, mask)
+    assert torch.equal(target[mask.bool()], stepped[mask.bool()])
+    assert torch.equal(target[~mask.bool()], kept[~mask.bool()])
+
+
+def test_taylor_accumulation(mode):
+    w, g, _, _ = _tensors()
+    acc = torch.full_like(w, 2.0)
+    accumulate_taylor_(acc, g, w)
+    score = g * w
+    assert torch.allclose(acc, 2.0 + score * score, rtol=1e-6, atol=0)
+
+
+def test_failed_compilation_falls_back_to_eager_with_one_warning(monkeypatch, caplog):
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler")
+        return call
+
+    monkeypatch.setattr(mask_kernels, "COMPILE_MIN_NUMEL", 0)
+    monkeypatch.setattr(mask_kernels, "_compiled", {})
+    monkeypatch.setattr(mask_kernels, "_compile_failed", [False])
+    monkeypatch.setattr(torch, "compile", broken)
+    w, g, kept, mask = _tensors()
+    out, expected = torch.empty_like(w), w * mask.float()
+    with caplog.at_level(logging.WARNING):
+        masked_weight(w, mask, out)
+        restore_(w, kept, mask)
+    assert torch.equal(out, expected) and torch.equal(w, torch.where(mask.bool(), expected, kept))
+    assert caplog.text.count("cannot compile the masking passes") == 1 and "no C++ compiler" in caplog.text
+
+
+def test_non_contiguous_tensors_use_eager(monkeypatch):
+    monkeypatch.setattr(mask_kernels, "COMPILE_MIN_NUMEL", 0)
+    w, _, _, mask = _tensors()
+    out = torch.empty(SHAPE[::-1]).t()
+    masked_weight(w, mask, out)
+    assert torch.equal(out, w * mask.float())
