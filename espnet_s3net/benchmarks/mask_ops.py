@@ -34,7 +34,7 @@ from typing import Callable, List
 
 import torch
 
-from espnet_s3net.benchmarks._timing import timed
+from espnet_s3net.benchmarks._timing import on_device, timed
 from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, restore_
 
 
@@ -44,8 +44,7 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args(argv)
-    if not args.device.startswith("cuda"):
-        torch.set_num_threads(1)
+    on_device(args.device)
 
     gen = torch.Generator().manual_seed(0)
     shape, dev = tuple(args.shape), args.device

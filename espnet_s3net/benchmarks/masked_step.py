@@ -47,7 +47,7 @@ from typing import List
 import torch
 
 from espnet_s3net.benchmarks._memory import status_kb
-from espnet_s3net.benchmarks._timing import alternating_rounds
+from espnet_s3net.benchmarks._timing import alternating_rounds, on_device
 from espnet_s3net.benchmarks._xlsr_step import StepArm, build_model, fixed_batch
 
 ARMS = ("dense", "shared", "frozen")
@@ -109,9 +109,7 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)
     parser.add_argument("--masks", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    on_gpu = args.device.startswith("cuda")
-    if not on_gpu:
-        torch.set_num_threads(1)
+    on_gpu = on_device(args.device)
     if args.arm:
         return _memory_arm(args)
 

@@ -17,9 +17,10 @@ pathway), which prunes all languages and writes the round's mask file (as rank 0
 With regrowth every N = ``--updates_per_round`` updates there is one mask change (a round
 or, after the rounds, a regrow) per N updates.
 
-With ``--score_window`` W the scores are accumulated only over the W updates before each
-mask change: the timed steps are taken inside that window (the schedule's count set to
-N - W first), and the steps outside it, which add no pass, are counted as plain steps.
+With ``--score_window`` W (default 100; 0: none) the scores are accumulated only over the W
+updates before each mask change: the timed steps are taken inside that window (the
+schedule's count set to N - W first), and the steps outside it, which add no pass, are
+counted as plain steps.
 
 ``ratio`` = 1 + (W / N)·(schedule step / plain step - 1) + mask update / (N · plain step),
 W = N without a window; the step ratio is the median of the per-round ratios; target ≤
@@ -35,7 +36,7 @@ from typing import List
 
 import torch
 
-from espnet_s3net.benchmarks._timing import alternating_rounds, timed
+from espnet_s3net.benchmarks._timing import alternating_rounds, on_device, timed
 from espnet_s3net.benchmarks._xlsr_step import StepArm, build_model, fixed_batch
 
 TARGET = 1.02
@@ -54,18 +55,18 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--steps", type=int, default=4, help="timed steps per arm (after one warm-up step)")
     parser.add_argument("--langs", type=int, default=10)
     parser.add_argument("--updates_per_round", type=int, default=1000)
-    parser.add_argument("--score_window", type=int, default=None,
-                        help="PathwayConfig.score_window (default: none, every update is scored)")
+    parser.add_argument("--score_window", type=int, default=100,
+                        help="PathwayConfig.score_window; 0: none, every update is scored")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args(argv)
+    if args.score_window < 0:
+        parser.error("--score_window must be >= 0 (0: every update is scored)")
     window = min(args.score_window or args.updates_per_round, args.updates_per_round)
     if window < args.steps + 3:
-        parser.error(f"--updates_per_round must exceed, and --score_window reach, the {args.steps + 2} updates run "
-                     "(--steps, a warm-up and the timed accumulation): every timed update is scored, none changes "
-                     "the masks")
-    on_gpu = args.device.startswith("cuda")
-    if not on_gpu:
-        torch.set_num_threads(1)
+        parser.error(f"--updates_per_round and --score_window must be at least {args.steps + 3}: the "
+                     f"{args.steps + 2} updates run (a warm-up, --steps, the timed accumulation) are all scored "
+                     "and none changes the masks")
+    on_gpu = on_device(args.device)
 
     model = build_model(args.config, args.device)
     langs = [f"l{i}" for i in range(args.langs)]
@@ -75,7 +76,7 @@ def main(argv: List[str]) -> dict:
     scheduled = StepArm(model, masks, "shared")
     model.pathway_schedule = schedule = PathwaySchedule(scheduled.masker, PathwayConfig(
         target_sparsity=0.5, updates_per_round=args.updates_per_round, importance="taylor",
-        regrow_every=args.updates_per_round, score_window=args.score_window))
+        regrow_every=args.updates_per_round, score_window=args.score_window or None))
     schedule.updates.fill_(args.updates_per_round - window)  # the timed updates are scored (sinks: from the warm-up)
     scheduled.optimizer.register_step_post_hook(update_counter_hook(model))  # after the masker's, as the trainer
     batch = fixed_batch(model, args.batch, args.seconds, args.device)
