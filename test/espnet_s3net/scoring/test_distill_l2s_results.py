@@ -1,28 +1,18 @@
 """RESULTS_distill_l2s.md (make_results --distill_l2s_table --high ""): every language Low, each
 language's rate without the loss (the control, plain CTC) and with it, the paired difference."""
 
-import os
+from scored_dirs import reference, scored_experiment
 
 from espnet_s3net.bin import make_results
-from espnet_s3net.scoring import sclite
 
 LANGS = ["ky", "tt"]
 # ten utterances of ten tokens per language: r errors are a rate of r %
-REF = {f"{lang}_u{i}": " ".join(f"{lang[0]}{j}" for j in range(10)) for lang in LANGS for i in range(10)}
+REF = reference(LANGS)
 
 
 def _scored(exp_dir, errors_by_lang):
     """A seed's dir as stage 12 assembles it: decode_test_<lang>/score_wer of each language."""
-    for lang, errors in errors_by_lang.items():
-        refs = {u: t for u, t in REF.items() if u.startswith(f"{lang}_")}
-        hyps = {}
-        for utt in sorted(refs):
-            tokens = refs[utt].split()
-            drop = min(errors, len(tokens))
-            errors -= drop
-            hyps[utt] = " ".join(tokens[drop:])
-        sclite.score(refs, hyps, os.path.join(exp_dir, f"decode_test_{lang}", "score_wer"), "word")
-    return str(exp_dir)
+    return scored_experiment(exp_dir, errors_by_lang, REF)
 
 
 def test_distill_l2s_table(tmp_path, capsys):

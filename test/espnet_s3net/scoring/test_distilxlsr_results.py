@@ -6,28 +6,20 @@ import os
 
 import pytest
 import yaml
+from scored_dirs import reference, scored_experiment
 
 from espnet_s3net.bin import make_results
-from espnet_s3net.scoring import sclite
 from espnet_s3net.scoring.rtf import read_rtf_file, write_rtf_file
 
 LANGS = ["es", "it"]
 # ten utterances of ten tokens per language: r errors are a rate of r %
-REF = {f"{lang}_u{i}": " ".join(f"{lang[0]}{j}" for j in range(10)) for lang in LANGS for i in range(10)}
+REF = reference(LANGS)
 
 
 def _scored(exp_dir, errors_by_lang, num_layers):
     """A fine-tuning dir as stage 11 leaves it: decode_test_<lang>/score_wer of each language, and
     a config.yaml with the frontend's architecture (a student has fewer layers)."""
-    for lang, errors in errors_by_lang.items():
-        refs = {u: t for u, t in REF.items() if u.startswith(f"{lang}_")}
-        hyps = {}
-        for utt in sorted(refs):
-            tokens = refs[utt].split()
-            drop = min(errors, len(tokens))
-            errors -= drop
-            hyps[utt] = " ".join(tokens[drop:])
-        sclite.score(refs, hyps, os.path.join(exp_dir, f"decode_test_{lang}", "score_wer"), "word")
+    scored_experiment(exp_dir, errors_by_lang, REF)
     with open(os.path.join(exp_dir, "config.yaml"), "w") as f:
         yaml.safe_dump({"frontend_conf": {"xlsr_conf": {"num_layers": num_layers, "embed_dim": 64}}}, f)
     return str(exp_dir)

@@ -5,40 +5,22 @@ import os
 import pytest
 import torch
 import yaml
+from scored_dirs import reference, scored_experiment
 
 from espnet_s3net.masks.mask_file import SubnetMasks
 from espnet_s3net.scoring import sclite
 from espnet_s3net.scoring.results import multi_seed_report, parse_arms, parse_assignments, read_params_file
 
 LANGS = ["es", "sv-SE"]
-# ten utterances of ten tokens each: an error rate of r % is r errors
-REF = {f"{lang}_u{i}": " ".join(f"{lang[0]}{j}" for j in range(10)) for lang in LANGS for i in range(10)}
-
-
-def _hyp(lang, errors, ref=REF):
-    """Hypotheses of ``lang`` with ``errors`` deletions (the first tokens of the first utterances)."""
-    out = {}
-    for utt in sorted(u for u in ref if u.startswith(f"{lang}_")):
-        tokens = ref[utt].split()
-        drop = min(errors, len(tokens))
-        errors -= drop
-        out[utt] = " ".join(tokens[drop:])
-    return out
-
-
-def scored_experiment(exp_dir, errors_by_lang, ref=REF):
-    """An experiment dir with ``decode_test_<lang>/score_wer`` as espnet_s3net.bin.score writes it."""
-    for lang, errors in errors_by_lang.items():
-        refs = {u: t for u, t in ref.items() if u.startswith(f"{lang}_")}
-        sclite.score(refs, _hyp(lang, errors, ref), os.path.join(exp_dir, f"decode_test_{lang}", "score_wer"), "word")
-    return str(exp_dir)
+REF = reference(LANGS)
 
 
 @pytest.fixture
 def arms(tmp_path):
     # xlsr seeds: es 30 / 40 / 50 %, sv-SE 20 % each; s3net_lth seeds: es 10 / 20 %, sv-SE 10 / 10 %
-    xlsr = [scored_experiment(tmp_path / f"xlsr_{k}", {"es": es, "sv-SE": 20}) for k, es in enumerate((30, 40, 50))]
-    s3net = [scored_experiment(tmp_path / f"lth_{k}", {"es": es, "sv-SE": 10}) for k, es in enumerate((10, 20))]
+    xlsr = [scored_experiment(tmp_path / f"xlsr_{k}", {"es": es, "sv-SE": 20}, REF)
+            for k, es in enumerate((30, 40, 50))]
+    s3net = [scored_experiment(tmp_path / f"lth_{k}", {"es": es, "sv-SE": 10}, REF) for k, es in enumerate((10, 20))]
     return {"xlsr": xlsr, "s3net_lth": s3net}
 
 
@@ -138,7 +120,7 @@ def test_different_utterance_sets_are_refused(tmp_path, arms):
 
 def test_mixed_scoring_tools_are_refused(tmp_path, arms, monkeypatch):
     monkeypatch.setattr(sclite, "find_sclite", lambda: None)
-    jiwer = scored_experiment(tmp_path / "jiwer", {"es": 10, "sv-SE": 10})
+    jiwer = scored_experiment(tmp_path / "jiwer", {"es": 10, "sv-SE": 10}, REF)
     monkeypatch.undo()
     if sclite.find_sclite() is None:
         pytest.skip("sclite not installed: every experiment is scored by jiwer")

@@ -7,28 +7,20 @@ import os
 import pytest
 import torch
 import yaml
+from scored_dirs import reference, scored_experiment
 
 from espnet_s3net.masks.mask_file import SubnetMasks
-from espnet_s3net.scoring import sclite
 from espnet_s3net.scoring.results import experiment_masks, mask_statistics, multi_seed_report
 
 LANGS = ["es", "sv-SE"]
 # ten utterances of ten tokens per language: r errors are a rate of r %
-REF = {f"{lang}_u{i}": " ".join(f"{lang[0]}{j}" for j in range(10)) for lang in LANGS for i in range(10)}
+REF = reference(LANGS)
 SHAPES = {f"encoder.layers.{i}.fc1.weight": (2, 4) for i in range(2)}
 
 
 def _scored(exp_dir, errors_by_lang, frontend_conf):
     """An experiment dir as stages 9-11 leave it: config.yaml and decode_test_<lang>/score_wer."""
-    for lang, errors in errors_by_lang.items():
-        refs = {u: t for u, t in REF.items() if u.startswith(f"{lang}_")}
-        hyps = {}
-        for utt in sorted(refs):
-            tokens = refs[utt].split()
-            drop = min(errors, len(tokens))
-            errors -= drop
-            hyps[utt] = " ".join(tokens[drop:])
-        sclite.score(refs, hyps, os.path.join(exp_dir, f"decode_test_{lang}", "score_wer"), "word")
+    scored_experiment(exp_dir, errors_by_lang, REF)
     (exp_dir / "config.yaml").write_text(yaml.safe_dump({"frontend_conf": frontend_conf}))
     return str(exp_dir)
 
