@@ -108,9 +108,14 @@ def restore_(weight: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> No
         if weight.device.type == "cpu":  # a lerp with weight 0 or 1 is exact; CPU's where is not vectorised
             torch.lerp(kept, weight, mask.to(weight.dtype), out=weight)
         else:
-            torch.where(mask.view(torch.bool), weight, kept, out=weight)
+            _select(weight, kept, mask)
 
     _run("restore", weight, eager, weight, kept, mask)
+
+
+def _select(weight: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> None:
+    """The restore as one mixed-dtype select (CUDA)."""
+    torch.where(mask.view(torch.bool), weight, kept, out=weight)
 
 
 def accumulate_taylor_(acc: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor) -> None:

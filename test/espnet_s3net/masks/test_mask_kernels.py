@@ -41,11 +41,12 @@ def test_masked_weight_and_gradient(mode):
         assert {"masked_weight", "mask_grad", "mask_grad_with_sink"} <= set(mask_kernels._compiled)
 
 
-def test_restore_is_exact_select(mode):
+@pytest.mark.parametrize("cuda_form", [False, True])
+def test_restore_is_exact_select(mode, cuda_form):
     w, _, kept, mask = _tensors()
     stepped = w + 1e-3 * torch.randn_like(w)
     target = stepped.clone()
-    restore_(target, kept, mask)
+    (mask_kernels._select if cuda_form else restore_)(target, kept, mask)
     assert torch.equal(target[mask.bool()], stepped[mask.bool()])
     assert torch.equal(target[~mask.bool()], kept[~mask.bool()])
 
