@@ -1,8 +1,10 @@
 """Step time of CTC fine-tuning with the Distill-L2S auxiliary loss vs without it.
 
 Two ESPnet ASR models from the same seed, as our ASR task builds them: the ``s3net`` frontend
-(``--xlsr_config``, randomly initialised, conv feature encoder frozen, light time
-masking as in ``conf/asr_ctc_small.yaml``), the ``passthrough`` encoder and a CTC head;
+(``--xlsr_config``, randomly initialised, or the model that ``--frontend_conf KEY=VALUE``
+names, e.g. ``ssl_config=… --frontend_conf ssl_model_file=…`` as the recipe gives it; conv
+feature encoder frozen, light time masking as in ``conf/asr_ctc_small.yaml``), the
+``passthrough`` encoder and a CTC head;
 one is ``model: espnet``, the other ``model: distill_l2s`` with the default
 self-trained text teacher (``espnet_s3net.bin.train_text_teacher``'s default size,
 trained here for ``--teacher_steps`` steps on the benchmark's sentences: its speed does
@@ -52,8 +54,8 @@ def _build(args, token_list: List[str], distill_l2s_conf=None):
     from espnet_s3net.asr.frontend.s3net import S3NetFrontend
 
     torch.manual_seed(0)
-    frontend = S3NetFrontend(xlsr_conf={"name": args.xlsr_config}, freeze_feature_encoder=True, mask_time_prob=0.05,
-                             mask_time_length=5)
+    source = args.frontend_conf or {"xlsr_conf": {"name": args.xlsr_config}}
+    frontend = S3NetFrontend(**source, freeze_feature_encoder=True, mask_time_prob=0.05, mask_time_length=5)
     encoder = PassthroughEncoder(frontend.output_size())
     parts = dict(vocab_size=len(token_list), token_list=token_list, frontend=frontend, specaug=None, normalize=None,
                  preencoder=None, encoder=encoder, postencoder=None, decoder=None,
@@ -81,7 +83,9 @@ class _Arm:
 
 def main(argv: List[str]) -> dict:
     parser = argparse.ArgumentParser(prog="benchmark l2s_step", description=__doc__)
-    parser.add_argument("--xlsr_config", default="xlsr_small")
+    parser.add_argument("--xlsr_config", default="xlsr_small", help="a named XLSR config, randomly initialised")
+    parser.add_argument("--frontend_conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="instead: the s3net frontend's source model (ssl_config, ssl_model_file, init_checkpoint)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=7)
@@ -90,6 +94,12 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--teacher_steps", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args(argv)
+    allowed = ("ssl_config", "ssl_model_file", "init_checkpoint")
+    pairs = [item.partition("=") for item in args.frontend_conf]
+    bad = [key for key, eq, value in pairs if key not in allowed or not eq or not value]
+    if bad:
+        parser.error(f"--frontend_conf takes {', '.join(allowed)} as KEY=VALUE, got {', '.join(bad)}")
+    args.frontend_conf = {key: value for key, _, value in pairs}
     on_gpu = on_device(args.device)
     from espnet_s3net.asr.distill_l2s_model import teachers_loaded_at_build
     from espnet_s3net.text.teacher_lm import TeacherLMConfig, train_teacher
@@ -155,6 +165,7 @@ def main(argv: List[str]) -> dict:
         "teacher": args.teacher if args.teacher_dir else
         f"self_trained default (dim {defaults.dim}, {defaults.layers} layers, ffn {defaults.ffn_dim})",
         "teacher_tokens": int(states.lengths.sum()),
-        "xlsr_config": args.xlsr_config, "device": args.device, "batch": args.batch, "seconds": args.seconds,
+        "xlsr_config": args.frontend_conf or args.xlsr_config, "device": args.device, "batch": args.batch,
+        "seconds": args.seconds,
         "repeats": args.repeats, "threads": None if on_gpu else 1,
     }

@@ -29,7 +29,8 @@ seeds' ``--model_file``.
 
 ``--distill_l2s_table`` (the recipe's Distill-L2S experiment, usually with ``--high ""``: its
 languages are all low-resource) adds a table of every language's rate without the auxiliary
-loss (the control) and with it (each other arm), with the paired difference.
+loss (the control) and with it (each other arm), with the paired difference; with
+``--l2s_step_file`` (the JSON line of ``benchmark l2s_step``) also the loss's step-time cost.
 
 ``--distilxlsr_table`` (the recipe's DistilXLSR experiment) adds a table of teacher (the control)
 and students: how each self-supervised model was made, #params and share of the teacher's,
@@ -55,6 +56,7 @@ from espnet_s3net.scoring.results import (
     parse_arms,
     parse_assignments,
     parse_count,
+    read_l2s_step,
     read_params_file,
     results_table,
 )
@@ -62,7 +64,7 @@ from espnet_s3net.scoring.rtf import read_rtf_file
 
 #: options of the multi-seed mode only
 MULTI_SEED_OPTIONS = ("control", "params", "params_file", "masks", "config", "pathways_table", "distill_l2s_table",
-                      "distilxlsr_table", "rtf_file")
+                      "distilxlsr_table", "rtf_file", "l2s_step_file")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -96,6 +98,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--distill_l2s_table", action="store_true",
                         help="multi-seed mode: add the Distill-L2S table (each language's rate without the loss, "
                              "the control, and with it, with the paired difference)")
+    parser.add_argument("--l2s_step_file", default=None,
+                        help="multi-seed mode, with --distill_l2s_table: the JSON line of benchmark l2s_step (the "
+                             "step-time cost of the loss)")
     parser.add_argument("--distilxlsr_table", action="store_true",
                         help="multi-seed mode: add the DistilXLSR table (teacher = the control, students: #params, "
                              "rates, and with --rtf_file the decoding RTF and its ratio to the teacher's)")
@@ -131,11 +136,14 @@ def main(argv=None) -> None:
             unknown = [name for name in rtf if name not in arms]
             if unknown:
                 raise ValueError(f"{args.rtf_file} has an RTF of {', '.join(unknown)}, which is not an arm")
+            if args.l2s_step_file and not args.distill_l2s_table:
+                raise ValueError("--l2s_step_file goes with --distill_l2s_table")
+            l2s_step = read_l2s_step(args.l2s_step_file) if args.l2s_step_file else None
             text = multi_seed_report(arms, args.control, langs, args.output, args.score, high,
                                      args.n_high or PAPER_N_HIGH, params, parse_assignments(args.masks, "masks"),
                                      args.config or (), args.n_resamples, args.seed, args.level, args.model_file,
                                      args.pathways_table, args.distill_l2s_table, args.distilxlsr_table, rtf,
-                                     rtf_note)
+                                     rtf_note, l2s_step)
         except (ValueError, FileNotFoundError) as exc:
             sys.exit(f"make_results: {exc}")
         print(text, end="")

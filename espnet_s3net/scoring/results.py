@@ -7,6 +7,7 @@ their XLSR-10 base PERs average to its High column), in the single-seed table
 (:func:`results_table`) and the multi-seed report (:func:`multi_seed_report`).
 """
 
+import json
 import math
 import os
 import re
@@ -202,12 +203,14 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
                       n_resamples: int = 10_000, seed: int = 0, level: float = 0.95,
                       model_file: str = "valid.loss.ave.pth", pathways_table: bool = False,
                       distill_l2s_table: bool = False, distilxlsr_table: bool = False,
-                      rtf: Optional[Mapping[str, Tuple[float, float]]] = None, rtf_note: str = "") -> str:
+                      rtf: Optional[Mapping[str, Tuple[float, float]]] = None, rtf_note: str = "",
+                      l2s_step: Optional[Mapping] = None) -> str:
     """Write RESULTS.md for arms with several seeds each (``arms``: name -> experiment dirs) and
     its pictures next to it (``<output stem>_rates.png``, ``<output stem>_masks_<name>.png``);
     return the markdown. See ``espnet_s3net.bin.make_results`` for what it holds.
     ``pathways_table``: add the pathways table (:func:`pathways_section`) over every arm.
-    ``distill_l2s_table``: add the Distill-L2S table (:func:`distill_l2s_section`).
+    ``distill_l2s_table``: add the Distill-L2S table (:func:`distill_l2s_section`), with the
+    step-time cost of the loss when ``l2s_step`` (``benchmark l2s_step``'s result) is given.
     ``distilxlsr_table``: add the DistilXLSR table (:func:`distilxlsr_section`) with ``rtf``
     (arm -> (RTF, ratio to the control), measured in one run; ``rtf_note`` says how). ``high``:
     None for the default High, ``[]`` for none (every language Low)."""
@@ -307,7 +310,7 @@ def multi_seed_report(arms: Mapping[str, Sequence[str]], control: str, langs: Se
     if pathways_table:
         lines += pathways_section(table, order, arms, arm_masks, control, metric)
     if distill_l2s_table:
-        lines += distill_l2s_section(table, order, control, metric, pct)
+        lines += distill_l2s_section(table, order, control, metric, pct, l2s_step)
     if distilxlsr_table:
         lines += distilxlsr_section(table, order, control, metric, params, rtf or {}, rtf_note)
 
@@ -543,11 +546,13 @@ def _mean_sd_digits(mean_sd_value: Tuple[float, float], digits: int) -> str:
 # The Distill-L2S experiment: each language's rate without (the control) and with the loss.
 
 
-def distill_l2s_section(table, order: Sequence[str], control: str, metric: str, pct: str = "95%") -> List[str]:
+def distill_l2s_section(table, order: Sequence[str], control: str, metric: str, pct: str = "95%",
+                        step: Optional[Mapping] = None) -> List[str]:
     """The Distill-L2S table: per language (and the languages' mean, Avg) the control's rate
     (plain CTC) and each other arm's (CTC + the auxiliary loss, one arm per λ), as in the first
     table (mean ± sd over seeds [bootstrap interval]), with Δ = arm − control, its paired
-    bootstrap interval and p-value (the same resamples as the paired tests below)."""
+    bootstrap interval and p-value (the same resamples as the paired tests below); then, with
+    ``step`` (the JSON result of ``benchmark l2s_step``), the loss's step-time cost."""
     rows = list(table.langs) + ["Avg"]
     others = [name for name in order if name != control]
     header = ["language", f"{control} (no L2S loss)"]
@@ -566,7 +571,41 @@ def distill_l2s_section(table, order: Sequence[str], control: str, metric: str, 
             cells += [_rate_cell(table, name, column), _num(test.difference, 2),
                       f"[{_num(test.ci[0], 2)}, {_num(test.ci[1], 2)}]", _p(test.p_bootstrap)]
         lines.append(_row(cells))
-    return lines + [""]
+    lines.append("")
+    if step is not None:
+        lines += [l2s_step_sentence(step), ""]
+    return lines
+
+
+def read_l2s_step(path: str) -> Dict:
+    """The result of ``benchmark l2s_step`` saved in ``path`` (its JSON line, the last line of
+    the file); ValueError if it is not one."""
+    with open(path, encoding="utf-8") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        result = None
+    if not isinstance(result, dict) or result.get("benchmark") != "l2s_step":
+        raise ValueError(f"{path} does not end with the JSON line of benchmark l2s_step")
+    return result
+
+
+def l2s_step_sentence(step: Mapping) -> str:
+    """One paragraph on the step-time cost of the auxiliary loss from ``benchmark l2s_step``'s
+    JSON result (keys ``ratio``, ``target``, ``step_ms``, ``teacher_ms``, ``cache_read_ms``,
+    ``repeats``, ``batch``, ``seconds``, ``device``, ``threads``); a missing key is a ValueError."""
+    try:
+        where = f"{step['device']}" + (f", {step['threads']} thread" if step.get("threads") else "")
+        return (f"Step time with the loss: **{step['ratio']:.3f}** × the plain CTC step (median of the per-round "
+                f"ratios over {step['repeats']} alternating rounds in one process; plain "
+                f"{step['step_ms']['plain']:.0f} ms, with the loss {step['step_ms']['l2s']:.0f} ms, of which the "
+                f"teacher's forward {step['teacher_ms']:.1f} ms; reading the same states from a cache "
+                f"{step['cache_read_ms']:.1f} ms; batch {step['batch']} × {step['seconds']:g} s, {where}; "
+                f"target ≤ {step['target']:g}; `benchmark l2s_step` with this experiment's starting model and "
+                "teacher).")
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a result of benchmark l2s_step (missing {exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------

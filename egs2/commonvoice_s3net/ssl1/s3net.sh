@@ -1141,10 +1141,19 @@ elif [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && [ "${experiment}" = dist
     for arm in ${l2s_arms}; do echo "${arm} ${_n}" >> "${_params}"; done
     _configs="--config ${asr_config}"
     "${skip_pretrain}" || _configs+=" --config ${pretrain_config}"
+    # the step-time cost of the loss with this starting model and teacher, measured in one process
+    _step=${expdir}/l2s_step_distill_l2s.json _device=cpu
+    [ "${ngpu}" -gt 0 ] && _device=cuda
+    log "Stage 12: the step time with and without the loss (benchmark l2s_step, ${_device}) -> ${_step}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet_s3net.bin.benchmark l2s_step ${xlsr_frontend_opts} --teacher "${l2s_teacher_type}" \
+        --teacher_dir "${l2s_teacher}" --device "${_device}" > "${_step}.tmp" 2> "${expdir}/l2s_step_distill_l2s.log" \
+        || { log "Error: benchmark l2s_step failed (see ${expdir}/l2s_step_distill_l2s.log)"; exit 1; }
+    mv "${_step}.tmp" "${_step}"
     # shellcheck disable=SC2086
     ${python} -m espnet_s3net.bin.make_results ${_arms} --control ctc --langs "${l2s_low}" --high "" \
         --output "${_results}" --score "${score_dir}" --model_file "${inference_model}" \
-        ${_configs} --params_file "${_params}" --distill_l2s_table
+        ${_configs} --params_file "${_params}" --distill_l2s_table --l2s_step_file "${_step}"
 elif [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ] && { [ "${seed_list}" != _ ] || [ "${experiment}" = pathways ]; }; then
     # several seeds (or the pathways experiment): every model is an arm with one experiment per
     # seed; means ± sd over seeds, bootstrap CIs over test utterances, paired tests against the

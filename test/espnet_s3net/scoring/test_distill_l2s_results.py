@@ -1,6 +1,9 @@
 """RESULTS_distill_l2s.md (make_results --distill_l2s_table --high ""): every language Low, each
 language's rate without the loss (the control, plain CTC) and with it, the paired difference."""
 
+import json
+
+import pytest
 from scored_dirs import reference, scored_experiment
 
 from espnet_s3net.bin import make_results
@@ -34,3 +37,25 @@ def test_distill_l2s_table(tmp_path, capsys):
     assert rows["tt"][4:] == ["[0.00, 0.00]", "1.000"]  # no difference on any utterance
     assert "### l2s vs ctc" in text  # the paired tests against plain CTC as well
     assert (tmp_path / "RESULTS_distill_l2s_rates.png").exists()
+
+
+def test_step_time_of_the_benchmark_goes_under_the_table(tmp_path):
+    ctc = _scored(tmp_path / "ctc", {"ky": 40, "tt": 20})
+    l2s = _scored(tmp_path / "l2s", {"ky": 30, "tt": 20})
+    step = {"benchmark": "l2s_step", "ratio": 1.0412, "target": 1.1, "step_ms": {"plain": 180.2, "l2s": 187.6},
+            "teacher_ms": 3.21, "cache_read_ms": 0.72, "repeats": 7, "batch": 4, "seconds": 4.0, "device": "cpu",
+            "threads": 1}
+    (tmp_path / "step.json").write_text("log line\n" + json.dumps(step) + "\n")
+    output = tmp_path / "R.md"
+    args = ["--arm", f"ctc={ctc}", "--arm", f"l2s={l2s}", "--control", "ctc", "--langs", " ".join(LANGS),
+            "--high", "", "--output", str(output), "--n_resamples", "50", "--params", "ctc=10", "--params", "l2s=10"]
+    make_results.main([*args, "--distill_l2s_table", "--l2s_step_file", str(tmp_path / "step.json")])
+    section = output.read_text().split("## Distill-L2S")[1].split("\n## ")[0]
+    assert "Step time with the loss: **1.041** × the plain CTC step" in section
+    assert "plain 180 ms, with the loss 188 ms, of which the teacher's forward 3.2 ms" in section
+    assert "batch 4 × 4 s, cpu, 1 thread; target ≤ 1.1" in section
+    with pytest.raises(SystemExit, match="goes with --distill_l2s_table"):
+        make_results.main([*args, "--l2s_step_file", str(tmp_path / "step.json")])
+    (tmp_path / "bad.json").write_text('{"benchmark": "masked_step"}\n')
+    with pytest.raises(SystemExit, match="does not end with the JSON line of benchmark l2s_step"):
+        make_results.main([*args, "--distill_l2s_table", "--l2s_step_file", str(tmp_path / "bad.json")])
