@@ -50,8 +50,9 @@ class ParameterCount:
 
 
 def format_millions(n: int) -> str:
-    """``n`` parameters in millions, rounded to the nearest million (``143M``)."""
-    return f"{round(n / 1e6)}M"
+    """``n`` parameters in millions: to the nearest million from 10M on (``143M``), with two
+    decimals below (``0.76M``: small models would otherwise all read 0M or 1M)."""
+    return f"{round(n / 1e6)}M" if n >= 9_999_500 else f"{n / 1e6:.2f}M"
 
 
 def count_parameters(model: torch.nn.Module) -> ParameterCount:

@@ -63,7 +63,7 @@ def test_multi_seed_mode(tmp_path, capsys):
     assert capsys.readouterr().out == text
     assert "| xlsr (control) | 95M | 30.0 ± 10.0 | 30.0 ± 10.0 | 30.0 ± 10.0 |" in text
     assert "#params as given (counted from valid.loss.ave.pth for s3net_lth)" in text
-    assert "| s3net_lth | 0M | 13.3 ± 5.8 | 13.3 ± 5.8 | 13.3 ± 5.8 |" in text
+    assert "| s3net_lth | 0.00M | 13.3 ± 5.8 | 13.3 ± 5.8 | 13.3 ± 5.8 |" in text
     assert "| es | 13.3 | 30.0 | -16.67 |" in text and (out.parent / "RESULTS_rates.png").is_file()
     assert f"`{config}`" in text
 

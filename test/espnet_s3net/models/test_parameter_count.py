@@ -71,3 +71,5 @@ def test_a_frontend_has_no_pretraining_heads():
     head_params = sum(p.numel() for m in (heads.quantizer, heads.project_q, heads.final_proj) for p in m.parameters())
     assert count.shared == sum(p.numel() for p in heads.parameters()) - head_params
     assert format_millions(94_371_712) == "94M"
+    assert format_millions(357_700) == "0.36M" and format_millions(9_994_000) == "9.99M"
+    assert format_millions(9_999_500) == "10M"
