@@ -1,7 +1,9 @@
 """Fixtures shared by several test folders: a tiny public-looking checkpoint, a copy of the
-recipe directory, and a job command that only records what the recipe would run."""
+recipe directory, a job command that only records what the recipe would run, and a run of
+the recipe copy on the tiny synthetic corpus."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,14 @@ def record_jobs(recipe: Path) -> None:
     (recipe / "utils" / "record_job.sh").chmod(0o755)
     (recipe / "cmd.sh").write_text("export train_cmd=utils/record_job.sh cuda_cmd=utils/record_job.sh "
                                    "decode_cmd=utils/record_job.sh\n")
+
+
+def run_tiny_recipe(recipe: Path, langs: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """``./run.sh --synth_size tiny --nj 2 --langs LANGS ARGS`` in the recipe copy ``recipe``, with
+    a plain PATH and no Common Voice release; with ``ok`` its exit status must be 0."""
+    result = subprocess.run(["./run.sh", "--synth_size", "tiny", "--nj", "2", "--langs", langs, *args], cwd=recipe,
+                            capture_output=True, text=True, timeout=1800,
+                            env={"PATH": "/usr/bin:/bin", "COMMONVOICE": ""})
+    if ok:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result

@@ -8,21 +8,14 @@ stages 0-12 on the tiny corpus from a public-looking checkpoint (``hf_tiny``,
 ``--skip_pretrain true``)."""
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from shared_fixtures import copy_recipe, hf_tiny, record_jobs
+from shared_fixtures import copy_recipe, hf_tiny, record_jobs, run_tiny_recipe
 
-ENV = {"PATH": "/usr/bin:/bin", "COMMONVOICE": ""}
+LANGS = "es ky tt"
 TINY = ["--asr_config", "conf/asr_ctc_l2s_tiny.yaml"]
-def _run(recipe: Path, *args, langs: str = "es ky tt", ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["./run.sh", "--synth_size", "tiny", "--nj", "2", "--langs", langs, *args],
-                            cwd=recipe, capture_output=True, text=True, timeout=900, env=ENV)
-    if ok:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.mark.parametrize("args,message", [
@@ -35,7 +28,7 @@ def _run(recipe: Path, *args, langs: str = "es ky tt", ok: bool = True) -> subpr
 ])
 def test_bad_input_stops_before_any_stage(tmp_path, args, message):
     recipe = copy_recipe(tmp_path)
-    result = _run(recipe, *args, ok=False)
+    result = run_tiny_recipe(recipe, LANGS, *args, ok=False)
     assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
     assert not (recipe / "synth_cv").exists() and not (recipe / "exp").exists()  # stage 0 did not start
 
@@ -65,11 +58,11 @@ def test_stages_8_9_arms_differ_only_in_lambda(tmp_path):
     common = ["--experiment", "distill_l2s", *TINY, "--high_langs", "es", "--skip_pretrain", "true",
               "--pretrain_init", str(init), "--arm_nj", "10"]
     # stage 9 before the teacher exists: a clear error
-    result = _run(recipe, "--stage", "9", "--stop_stage", "9", *common, ok=False)
+    result = run_tiny_recipe(recipe, LANGS, "--stage", "9", "--stop_stage", "9", *common, ok=False)
     assert "the text teacher exp/text_teacher_steps5 is not trained" in result.stdout + result.stderr \
         or "the text teacher exp/text_teacher is not trained" in result.stdout + result.stderr
     # stage 8: the teacher, on every language's training transcripts (High ones too)
-    _run(recipe, "--stage", "8", "--stop_stage", "8", *common, "--l2s_teacher_args", "--steps 5")
+    run_tiny_recipe(recipe, LANGS, "--stage", "8", "--stop_stage", "8", *common, "--l2s_teacher_args", "--steps 5")
     teacher = recipe / "exp" / "text_teacher_steps5"
     command = (teacher / "train.log").read_text().splitlines()[0] + " "
     assert "-m espnet_s3net.bin.train_text_teacher --text dump/raw/train_es/text dump/raw/train_ky/text " \
@@ -77,7 +70,7 @@ def test_stages_8_9_arms_differ_only_in_lambda(tmp_path):
     for name in ("teacher.yaml", "model.pth", "spm.model"):  # as the training would leave it
         (teacher / name).write_text(name)
 
-    _run(recipe, "--stage", "9", "--stop_stage", "9", *common, "--l2s_teacher_args", "--steps 5",
+    run_tiny_recipe(recipe, LANGS, "--stage", "9", "--stop_stage", "9", *common, "--l2s_teacher_args", "--steps 5",
          "--l2s_lambdas", "0.1 2")
     root = recipe / "exp" / "init_fake" / "distill_l2s_text_teacher_steps5"
     stripped = set()
@@ -110,9 +103,9 @@ def test_distill_l2s_experiment_end_to_end(tmp_path):
     ``hf_tiny``, with the self-trained teacher."""
     recipe = copy_recipe(tmp_path)
     hf = hf_tiny(tmp_path / "public" / "xlsr_tiny_hf")
-    _run(recipe, "--experiment", "distill_l2s", *TINY, "--high_langs", "es", "--skip_pretrain", "true",
-         "--pretrain_init", str(hf), "--arm_nj", "2", "--seeds", "1 2",
-         "--l2s_teacher_args", "--steps 20 --dim 32 --ffn_dim 64 --vocab_size 100", langs="es ky")
+    run_tiny_recipe(recipe, "es ky", "--experiment", "distill_l2s", *TINY, "--high_langs", "es", "--skip_pretrain",
+                    "true", "--pretrain_init", str(hf), "--arm_nj", "2", "--seeds", "1 2",
+                    "--l2s_teacher_args", "--steps 20 --dim 32 --ffn_dim 64 --vocab_size 100")
     teacher = recipe / "exp" / "text_teacher_steps20_dim32_ffn_dim64_vocab_size100"
     assert (teacher / "teacher.yaml").exists()
     root = recipe / "exp" / "init_xlsr_tiny_hf" / f"distill_l2s_{teacher.name}"

@@ -9,25 +9,17 @@ records its command line (no training) show what each student and arm gets. ``-m
 
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from shared_fixtures import copy_recipe, hf_tiny, record_jobs
+from shared_fixtures import copy_recipe, hf_tiny, record_jobs, run_tiny_recipe
 
-ENV = {"PATH": "/usr/bin:/bin", "COMMONVOICE": ""}
 LANGS = "es fr it"  # fr has the most XLSR-10 hours: the default source language
 TINY = ["--asr_config", "conf/asr_ctc_tiny.yaml", "--distill_config", "conf/distill_xlsr_tiny.yaml"]
 STUDENTS = {"distilxlsr": ("layer_jump", "shuffled"), "distil_first_k": ("first_k", "shuffled"),
             "distil_unshuffled": ("layer_jump", "unshuffled")}
-def _run(recipe: Path, *args, langs: str = LANGS, ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["./run.sh", "--synth_size", "tiny", "--nj", "2", "--langs", langs, *args],
-                            cwd=recipe, capture_output=True, text=True, timeout=1800, env=ENV)
-    if ok:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.mark.parametrize("args,message", [
@@ -37,7 +29,7 @@ def _run(recipe: Path, *args, langs: str = LANGS, ok: bool = True) -> subprocess
 ])
 def test_bad_input_stops_before_any_stage(tmp_path, args, message):
     recipe = copy_recipe(tmp_path)
-    result = _run(recipe, *args, ok=False)
+    result = run_tiny_recipe(recipe, LANGS, *args, ok=False)
     assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
     assert not (recipe / "synth_cv").exists() and not (recipe / "exp").exists()  # stage 0 did not start
 
@@ -81,13 +73,13 @@ def test_stages_8_9_arms_differ_only_as_they_should(tmp_path):
     common = ["--experiment", "distilxlsr", *TINY, "--skip_pretrain", "true", "--pretrain_init", str(init),
               "--seeds", "1 2", "--arm_nj", "10"]
     # no aligner (the main experiment's xlsr fine-tuning of stage 7/9): a clear message
-    result = _run(recipe, "--stage", "8", "--stop_stage", "8", *common, ok=False)
+    result = run_tiny_recipe(recipe, LANGS, "--stage", "8", "--stop_stage", "8", *common, ok=False)
     assert "aligned by the phoneme CTC model exp/init_fake/asr_ctc_tiny_phn_seed1/valid.loss.ave.pth, which " \
            "does not exist: run stage 7 first" in result.stdout + result.stderr, result.stdout + result.stderr
     aligner.mkdir(parents=True)
     (aligner / "valid.loss.ave.pth").write_bytes(b"a phoneme CTC model")
 
-    _run(recipe, "--stage", "8", "--stop_stage", "8", *common)
+    run_tiny_recipe(recipe, LANGS, "--stage", "8", "--stop_stage", "8", *common)
     raw = recipe / "dump" / "raw"
     # the fine-tuning data: every language but the source; the unshuffled twins: the shuffled utterances
     assert sorted(set((raw / "train_multi_no_fr" / "utt2lang").read_text().split()) & {"es", "fr", "it"}) == \
@@ -107,7 +99,7 @@ def test_stages_8_9_arms_differ_only_as_they_should(tmp_path):
         (out / "valid.loss.ave.pth").write_bytes(f"student {arm}".encode())
     assert len(commands) == 1, commands  # nothing else differs
 
-    _run(recipe, "--stage", "9", "--stop_stage", "9", *common)
+    run_tiny_recipe(recipe, LANGS, "--stage", "9", "--stop_stage", "9", *common)
     for seed in ("1", "2"):
         commands = set()
         for arm in ("teacher", *STUDENTS):
@@ -129,7 +121,7 @@ def test_stages_8_9_arms_differ_only_as_they_should(tmp_path):
         assert len(commands) == 1, commands  # the arms differ only in the model the frontend starts from
 
     # another source language whose set is too small to shuffle: a clear message
-    result = _run(recipe, "--stage", "8", "--stop_stage", "8", *common, "--distill_source_lang", "es",
+    result = run_tiny_recipe(recipe, LANGS, "--stage", "8", "--stop_stage", "8", *common, "--distill_source_lang", "es",
                   "--distill_min_utts", "13", ok=False)
     assert "the source set is too small to shuffle: dump/raw/train_es has 12 utterance(s) with at least 2 " \
            "phonemes (text_phn); the distillation needs at least 13" in result.stderr, result.stderr[-2000:]
@@ -150,7 +142,7 @@ def test_distilxlsr_experiment_end_to_end(tmp_path):
     common = ["--experiment", "distilxlsr", *TINY, "--skip_pretrain", "true", "--pretrain_init", str(hf),
               "--arm_nj", "2", "--distill_min_utts", "2", "--distill_rtf_args", "--rounds 2"]
     start = time.time()
-    _run(recipe, *common)
+    run_tiny_recipe(recipe, LANGS, *common)
     print(f"stages 0-12: {time.time() - start:.0f} s")
     root = recipe / "exp" / "init_xlsr_tiny_hf"
     raw = recipe / "dump" / "raw"
@@ -172,8 +164,8 @@ def test_distilxlsr_experiment_end_to_end(tmp_path):
     assert "Low: es it" in results or "High: es it" in results  # the source language is not scored
 
     # a rerun reuses everything; another distillation setting is refused
-    _run(recipe, *common, "--stage", "7", "--stop_stage", "9")
-    result = _run(recipe, *common, "--stage", "8", "--stop_stage", "8", "--distill_tag", "distill_xlsr_tiny",
-                  "--distill_args", "--max_epoch 1", ok=False)
+    run_tiny_recipe(recipe, LANGS, *common, "--stage", "7", "--stop_stage", "9")
+    result = run_tiny_recipe(recipe, LANGS, *common, "--stage", "8", "--stop_stage", "8", "--distill_tag",
+                             "distill_xlsr_tiny", "--distill_args", "--max_epoch 1", ok=False)
     assert result.returncode != 0 and "args: '' -> '--max_epoch 1'" in result.stderr, result.stderr[-2000:]
     shutil.rmtree(recipe / "synth_cv")

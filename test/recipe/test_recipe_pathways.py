@@ -8,25 +8,17 @@ the tiny corpus from a public-looking checkpoint (``hf_tiny``, ``--skip_pretrain
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from shared_fixtures import copy_recipe, hf_tiny, record_jobs
+from shared_fixtures import copy_recipe, hf_tiny, record_jobs, run_tiny_recipe
 
 from espnet_s3net.masks.mask_file import SubnetMasks
 
-ENV = {"PATH": "/usr/bin:/bin", "COMMONVOICE": ""}
 LANGS = "es fr"
 ARMS = ("xlsr", "agnostic", "fixed_te", "pathways", "dynamic_pathways")
 TINY = ["--asr_config", "conf/asr_ctc_pathways_tiny.yaml", "--pathway_method", "te"]
-def _run(recipe: Path, *args, ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["./run.sh", "--synth_size", "tiny", "--nj", "2", "--langs", LANGS, *args],
-                            cwd=recipe, capture_output=True, text=True, timeout=900, env=ENV)
-    if ok:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.mark.parametrize("args,message", [
@@ -43,7 +35,7 @@ def _run(recipe: Path, *args, ok: bool = True) -> subprocess.CompletedProcess:
 ])
 def test_bad_input_stops_before_any_stage(tmp_path, args, message):
     recipe = copy_recipe(tmp_path)
-    result = _run(recipe, *args, ok=False)
+    result = run_tiny_recipe(recipe, LANGS, *args, ok=False)
     assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
     assert not (recipe / "synth_cv").exists() and not (recipe / "exp").exists()  # stage 0 did not start
 
@@ -84,7 +76,7 @@ def test_stage_9_arms_differ_only_in_their_masks(tmp_path):
     init = _fake_inputs(recipe)
     common = ["--stage", "9", "--stop_stage", "9", "--experiment", "pathways", *TINY, "--skip_pretrain", "true",
               "--pretrain_init", str(init), "--seeds", "1 2", "--arm_nj", "10"]
-    _run(recipe, *common)
+    run_tiny_recipe(recipe, LANGS, *common)
     root = recipe / "exp" / "init_fake"
     stripped = {}
     for seed in ("_seed1", "_seed2"):
@@ -113,7 +105,7 @@ def test_stage_9_arms_differ_only_in_their_masks(tmp_path):
     assert not (root / "xlsr_cont").exists() and not (root / "subnets_te").exists()  # no S3Net training
 
     # another sparsity: the pruned arms' experiments refuse to be reused
-    result = _run(recipe, *common, "--pathway_sparsity", "0.7", ok=False)
+    result = run_tiny_recipe(recipe, LANGS, *common, "--pathway_sparsity", "0.7", ok=False)
     assert result.returncode != 0 and "options.pathways" in result.stderr, result.stderr[-2000:]
 
 
@@ -122,8 +114,8 @@ def test_pathways_experiment_end_to_end(tmp_path):
     """Stages 0-12 of ``--experiment pathways`` on the tiny corpus, two languages, from ``hf_tiny``."""
     recipe = copy_recipe(tmp_path)
     hf = hf_tiny(tmp_path / "public" / "xlsr_tiny_hf")
-    _run(recipe, "--experiment", "pathways", *TINY, "--skip_pretrain", "true", "--pretrain_init", str(hf),
-         "--arm_nj", "2")
+    run_tiny_recipe(recipe, LANGS, "--experiment", "pathways", *TINY, "--skip_pretrain", "true", "--pretrain_init",
+                    str(hf), "--arm_nj", "2")
     root = recipe / "exp" / "init_xlsr_tiny_hf"
     fixed = SubnetMasks.load(str(root / "subnets_te_sparsity0.5" / "masks.pt"))
     assert fixed.meta["method"] == "te" and fixed.meta["sparsity"] == 0.5
