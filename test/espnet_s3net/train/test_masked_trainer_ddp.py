@@ -147,7 +147,9 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(s3net):
     out = tmp / "resumed"
     procs = _launch("espnet_s3net.bin.ssl_train", _s3net_args(tmp, out, 2), tmp)
     deadline = time.time() + 120
-    while not (out / "1epoch.pth").exists() and time.time() < deadline and all(p.poll() is None for p in procs):
+    # latest.pth: ESPnet links it once 1epoch.pth is completely written (a kill while it is
+    # written leaves a truncated epoch file that the final averaging cannot read)
+    while not (out / "latest.pth").is_symlink() and time.time() < deadline and all(p.poll() is None for p in procs):
         time.sleep(0.05)
     for proc in procs:  # a kill from outside, e.g. a preempted job
         proc.send_signal(signal.SIGKILL)
