@@ -57,10 +57,10 @@ _compiled: Dict[str, Callable[..., None]] = {}
 _compile_failed = [False]
 
 
-def _kernel(name: str, reference: torch.Tensor, args) -> Optional[Callable[..., None]]:
-    """The compiled pass ``name`` for contiguous CPU ``args`` as large as ``reference``, or
-    None (use eager)."""
-    if reference.device.type != "cpu" or reference.numel() < COMPILE_MIN_NUMEL or _compile_failed[0]:
+def _kernel(name: str, args) -> Optional[Callable[..., None]]:
+    """The compiled pass ``name`` for contiguous CPU ``args`` (all of one size, the first
+    deciding), or None (use eager)."""
+    if args[0].device.type != "cpu" or args[0].numel() < COMPILE_MIN_NUMEL or _compile_failed[0]:
         return None
     if not all(a.is_contiguous() for a in args):
         return None
@@ -69,8 +69,8 @@ def _kernel(name: str, reference: torch.Tensor, args) -> Optional[Callable[..., 
     return _compiled[name]
 
 
-def _run(name: str, reference: torch.Tensor, eager: Callable[[], None], *args: torch.Tensor) -> None:
-    kernel = _kernel(name, reference, args)
+def _run(name: str, eager: Callable[[], None], *args: torch.Tensor) -> None:
+    kernel = _kernel(name, args)
     if kernel is not None:
         try:
             kernel(*(a.view(-1) for a in args))
@@ -85,7 +85,7 @@ def _run(name: str, reference: torch.Tensor, eager: Callable[[], None], *args: t
 
 def masked_weight(weight: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out = weight ⊙ mask`` (``out``: weight's shape and dtype, contiguous); returns ``out``."""
-    _run("masked_weight", weight, lambda: torch.mul(weight, mask, out=out), out, weight, mask)
+    _run("masked_weight", lambda: torch.mul(weight, mask, out=out), out, weight, mask)
     return out
 
 
@@ -97,9 +97,9 @@ def mask_grad_(grad: torch.Tensor, mask: torch.Tensor, sink: Optional[torch.Tens
         grad.mul_(mask)
 
     if sink is None:
-        _run("mask_grad", grad, eager, grad, mask)
+        _run("mask_grad", eager, grad, mask)
     else:
-        _run("mask_grad_with_sink", grad, eager, grad, mask, sink)
+        _run("mask_grad_with_sink", eager, grad, mask, sink)
 
 
 def restore_(weight: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> None:
@@ -110,7 +110,7 @@ def restore_(weight: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> No
         else:
             _select(weight, kept, mask)
 
-    _run("restore", weight, eager, weight, kept, mask)
+    _run("restore", eager, weight, kept, mask)
 
 
 def _select(weight: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> None:
@@ -124,4 +124,4 @@ def accumulate_taylor_(acc: torch.Tensor, grad: torch.Tensor, weight: torch.Tens
         score = grad * weight
         acc.addcmul_(score, score)
 
-    _run("accumulate_taylor", acc, eager, acc, grad, weight)
+    _run("accumulate_taylor", eager, acc, grad, weight)
