@@ -285,7 +285,8 @@ class LanguageMaskTrainer(Trainer):
         cls._nonfinite = {"count": 0}
         maskers = find_maskers(model)
         if maskers:
-            cls._check_masks(maskers, trainer_options)
+            cls._check_masks(maskers, trainer_options, write_record=not distributed_option.distributed
+                             or distributed_option.dist_rank == 0)
         schedules = [m for m in model.modules() if isinstance(m, PathwaySchedule)]
         if len(schedules) > 1:
             raise ValueError(f"the model has {len(schedules)} pathway schedules: one model, one schedule")
@@ -311,7 +312,10 @@ class LanguageMaskTrainer(Trainer):
         load_pathway_scores(model, Path(checkpoint).parent)
 
     @staticmethod
-    def _check_masks(maskers: List[LanguageMasker], options) -> None:
+    def _check_masks(maskers: List[LanguageMasker], options, write_record: bool = True) -> None:
+        """Refuse masks that do not fit the weights or the experiment's record
+        (``<output_dir>/masks.fingerprint``); the record is written by one rank
+        (``write_record``), atomically, so the other ranks never read it half-written."""
         fingerprints = ",".join(m.masks.fingerprint for m in maskers)
         if options.mask_source_check:
             for masker in maskers:
@@ -324,8 +328,11 @@ class LanguageMaskTrainer(Trainer):
         if record.exists() and record.read_text().strip() != fingerprints:
             raise ValueError(f"{record} records other masks than the ones given: refusing to resume "
                              "this experiment with different masks")
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(fingerprints + "\n")
+        if write_record and not record.exists():
+            record.parent.mkdir(parents=True, exist_ok=True)
+            tmp = record.with_name(f"{record.name}.tmp.{os.getpid()}")
+            tmp.write_text(fingerprints + "\n")
+            os.replace(tmp, record)
 
     @classmethod
     def _wrap(cls, model, iterator, tally: Dict) -> LanguageBatches:

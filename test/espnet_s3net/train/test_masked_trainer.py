@@ -70,6 +70,21 @@ def test_masks_from_other_weights_are_refused(tmp_path):
         LanguageMaskTrainer._check_masks([attach_masker(torch.nn.Linear(3, 3), other)], _options(tmp_path, check=False))
 
 
+
+def test_only_the_writing_rank_records_the_masks(tmp_path):
+    """A DDP rank other than 0 checks the record but never writes it (two ranks rewriting the
+    file at once let one read it empty and refuse a correct resume)."""
+    masks = SubnetMasks.from_dense({"es": {"weight": torch.ones(3, 3, dtype=torch.bool)}}, {})
+    masker = attach_masker(torch.nn.Linear(3, 3), masks)
+    LanguageMaskTrainer._check_masks([masker], _options(tmp_path, check=False), write_record=False)
+    assert not (tmp_path / "masks.fingerprint").exists()
+    LanguageMaskTrainer._check_masks([masker], _options(tmp_path, check=False))
+    assert [p.name for p in tmp_path.iterdir()] == ["masks.fingerprint"]
+    other = SubnetMasks.from_dense({"es": {"weight": torch.zeros(3, 3, dtype=torch.bool)}}, {})
+    with pytest.raises(ValueError, match="different masks"):
+        LanguageMaskTrainer._check_masks([attach_masker(torch.nn.Linear(3, 3), other)],
+                                         _options(tmp_path, check=False), write_record=False)
+
 def test_nonfinite_losses_are_counted_and_stop_training():
     model = torch.nn.Identity()
     batches = LanguageBatches([], [], _tally())
