@@ -11,11 +11,15 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    returns ``∂L/∂W ⊙ m^l``: gradient clipping, DDP's all-reduce and the optimizer only
    see the sub-network's gradient. The stored weights are never overwritten by the
    mask, so ``state_dict`` is always the dense model.
-2. Around every step of an attached optimizer (step pre- and post-hooks), weights
-   outside ``m^l`` are put back bit-identical: before the step ``W ⊙ (1 - m^l)`` is
-   kept aside, after it ``W ← W ⊙ m^l + kept``. Whatever stale momentum or weight
-   decay did to them is undone; this copy lives only during the step, when the
-   activations are already freed.
+2. In every step of an attached optimizer, weights outside ``m^l`` are put back
+   bit-identical: the step's pre-hook updates the prunable weights a chunk at a time
+   (:data:`RESTORE_CHUNK_BYTES` on CPU): it copies the chunk into a small buffer kept
+   between steps, runs the optimizer's update with only the chunk's gradients visible,
+   and puts back ``W ← m^l ? W : kept``, undoing whatever stale momentum or weight decay
+   did outside the mask; the optimizer's own step then updates the other parameters. A
+   buffer of all prunable weights, allocated per step, would cost fresh pages (more than
+   two weight copies of time at ``xlsr_base`` on CPU); kept between steps, it would sit
+   on top of the activation peak.
 3. Optimizer state, ``optim_state_policy``: ``shared`` leaves it to the optimizer
    (Adam moments of weights outside ``m^l`` decay as for a zero gradient during other
    languages' steps); ``frozen`` also puts back every state tensor of the weight's
@@ -30,14 +34,14 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    sees, for a regrow criterion. Without sinks nothing changes.
 
 Memory: one bit per prunable weight and language, plus one byte per prunable weight
-for the active language; nothing weight-sized lives through the forward and backward
-(the restore copy exists only during the step). Time per step, in passes over the
-prunable weights (:mod:`espnet_s3net.masks.mask_kernels`, each reading the uint8 mask in
-the pass): ``W ⊙ m`` twice per layer (forward, and recomputed in the backward), the
-gradient masked once, and the restore is a copy and one select; a language switch unpacks
-one language's bits. The alternative of zeroing the weights in place for the whole step
-is a little cheaper in passes but keeps a weight-sized copy of the pruned values
-alive at the activation peak.
+for the active language and the restore buffer (32 MiB, or the largest weight with its
+``frozen`` state); nothing weight-sized lives through the forward and backward. Time per
+step, in passes over the prunable weights (:mod:`espnet_s3net.masks.mask_kernels`, each
+reading the uint8 mask in the pass): ``W ⊙ m`` twice per layer (forward, and recomputed in
+the backward), the gradient masked once, and the restore is a copy and one select; a
+language switch unpacks one language's bits. The alternative of zeroing the weights in
+place for the whole step is a little cheaper in passes but keeps a weight-sized copy of
+the pruned values alive at the activation peak.
 """
 
 import logging
@@ -51,6 +55,16 @@ from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unp
 from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, restore_
 
 OPTIM_STATE_POLICIES = ("shared", "frozen")
+
+#: bytes of prunable tensors updated and restored per chunk of an optimizer step on CPU:
+#: the restore buffer's size (a weight that alone needs more grows it). 32 MiB is glibc's
+#: largest mmap threshold, so the buffer is a mapping of its own and never pins the heap.
+RESTORE_CHUNK_BYTES = 32 << 20
+
+
+def _aligned_bytes(t: torch.Tensor) -> int:
+    """``t``'s bytes rounded up to 64 (the restore buffer's alignment)."""
+    return (t.numel() * t.element_size() + 63) // 64 * 64
 
 
 class _MaskedLinearFunction(torch.autograd.Function):
@@ -139,7 +153,8 @@ class LanguageMasker:
         self._mask: Optional[List[torch.Tensor]] = None
         self._packed: Dict[str, torch.Tensor] = {}
         self._scratch: Dict[tuple, torch.Tensor] = {}
-        self._kept: Optional[List[torch.Tensor]] = None
+        self._buffer: Optional[torch.Tensor] = None  # uint8, see _kept_views
+        self._hidden: Optional[List[Optional[torch.Tensor]]] = None  # gradients hidden from the step
         self._optimizers = set()
         self._warned = set()
         self._stepped: List[Optional[tuple]] = [None] * len(self.params)  # grads the last step used
@@ -197,11 +212,12 @@ class LanguageMasker:
             layer.inactive_error = error
         self._mask, self.active = None, None
 
-    def _restored(self, optimizer: torch.optim.Optimizer):
-        """(tensors, masks): the prunable weights and, with ``frozen``, their optimizer
-        state tensors of the same shape, each with its mask."""
+    def _restored(self, optimizer: torch.optim.Optimizer, indices: Sequence[int]):
+        """(tensors, masks) of the prunable weights ``indices`` and, with ``frozen``, their
+        optimizer state tensors of the same shape, each with its mask."""
         tensors, masks = [], []
-        for p, mask in zip(self.params, self._mask):
+        for i in indices:
+            p, mask = self.params[i], self._mask[i]
             tensors.append(p)
             masks.append(mask)
             if self.optim_state_policy == "frozen":
@@ -211,26 +227,93 @@ class LanguageMasker:
                         masks.append(mask)
         return tensors, masks
 
+    def _chunks(self, optimizer: torch.optim.Optimizer) -> List[List[int]]:
+        """Indices of the prunable weights ``optimizer`` updates in this step (those with a
+        gradient), grouped so that a group's restored tensors fit in RESTORE_CHUNK_BYTES (a
+        weight that alone needs more is a group of its own). Off the CPU, one group: CUDA's
+        caching allocator hands a freed block out again without new pages, and one group
+        launches the fewest kernels."""
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        budget = RESTORE_CHUNK_BYTES if self.params[0].device.type == "cpu" else float("inf")
+        chunks, size = [[]], 0
+        for i, p in enumerate(self.params):
+            if p.grad is None or id(p) not in owned:
+                continue
+            need = sum(_aligned_bytes(t) for t in self._restored(optimizer, [i])[0])
+            if chunks[-1] and size + need > budget:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(i)
+            size += need
+        return [chunk for chunk in chunks if chunk]
+
+    def _kept_views(self, tensors: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """Flat views, one per tensor (its dtype and size), of the restore buffer (grown to
+        the largest chunk; on CPU kept between steps: no fresh pages per step)."""
+        sizes = [_aligned_bytes(t) for t in tensors]
+        device = tensors[0].device
+        if self._buffer is None or self._buffer.numel() < sum(sizes) or self._buffer.device != device:
+            size = max(sum(sizes), RESTORE_CHUNK_BYTES if device.type == "cpu" else 0)
+            self._buffer = torch.empty(size, dtype=torch.uint8, device=device)
+        views, start = [], 0
+        for t, size in zip(tensors, sizes):
+            views.append(self._buffer[start:start + t.numel() * t.element_size()].view(t.dtype))
+            start += size
+        return views
+
     def _before_step(self, optimizer, args, kwargs) -> None:
+        """Update the prunable weights here, a chunk at a time: keep the chunk's tensors in
+        the restore buffer, run the optimizer's update (without its hooks) with only the
+        chunk's gradients visible, put the tensors back outside the mask. Their gradients
+        are then hidden from the optimizer's own step, which updates the other parameters;
+        :meth:`_after_step` gives them back. The optimizer must update each parameter from its
+        own gradient and state and leave parameters without a gradient alone (every
+        ``torch.optim`` optimizer does)."""
         if self._mask is None:
             return
-        with torch.no_grad():
-            tensors, masks = self._restored(optimizer)
-            # one allocation (returned to the system after the step, no heap fragments)
-            flat = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
-            kept = list(torch.split(flat, [t.numel() for t in tensors]))
-            torch._foreach_copy_(kept, [t.reshape(-1) for t in tensors])
-            self._kept = (tensors, masks, kept)
+        if len(args) > 1 or kwargs.get("closure") is not None:
+            raise RuntimeError("masked training steps the optimizer without a closure")
+        update = getattr(type(optimizer).step, "__wrapped__", None)
+        if update is None:
+            raise RuntimeError(f"{type(optimizer).__name__}.step is not a torch.optim.Optimizer step with hooks")
+        chunks = self._chunks(optimizer)
+        grads = [p.grad for p in self.params]
+        prunable = {id(p) for p in self.params}
+        others = [p for group in optimizer.param_groups for p in group["params"]
+                  if id(p) not in prunable and p.grad is not None]
+        other_grads = [p.grad for p in others]
+        for p in [*self.params, *others]:
+            p.grad = None
+        try:
+            with torch.no_grad():
+                for chunk in chunks:
+                    for i in chunk:
+                        self.params[i].grad = grads[i]
+                    tensors, masks = self._restored(optimizer, chunk)
+                    kept = self._kept_views(tensors)
+                    torch._foreach_copy_(kept, [t.reshape(-1) for t in tensors])
+                    update(*args, **kwargs)
+                    for t, m, k in zip(tensors, masks, kept):
+                        restore_(t, k.view(t.shape), m)
+                    for i in chunk:
+                        self.params[i].grad = None
+        except BaseException:
+            for p, grad in zip(self.params, grads):
+                p.grad = grad
+            raise
+        finally:
+            for p, grad in zip(others, other_grads):
+                p.grad = grad
+            if self._buffer is not None and self._buffer.device.type != "cpu":
+                self._buffer = None  # back to the caching allocator's pool
+        self._hidden = grads
 
     def _after_step(self, optimizer, args, kwargs) -> None:
+        if self._hidden is not None:
+            for p, grad in zip(self.params, self._hidden):
+                p.grad = grad
+            self._hidden = None
         self._stepped = [None if p.grad is None else (weakref.ref(p.grad), p.grad._version) for p in self.params]
-        if self._kept is None:
-            return
-        tensors, masks, kept = self._kept
-        self._kept = None
-        with torch.no_grad():
-            for t, m, k in zip(tensors, masks, kept):
-                restore_(t, k.view(t.shape), m)
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Keep weights outside the active mask unchanged by ``optimizer``'s steps

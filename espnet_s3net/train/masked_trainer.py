@@ -27,7 +27,9 @@ is trained by ESPnet's own Trainer unchanged. Besides:
   against the run before training (:func:`start_pathways`), and rank 0 writes its masks
   to ``<output_dir>/pathways/``: ``masks_round<r>.pt`` after round ``r``, ``masks.pt``
   at the end; each rank saves the schedule's score accumulators (not in the state dict)
-  after every epoch as ``scores.rank<r>.pth`` there, which ``--resume`` reads.
+  after every epoch as ``scores.rank<r>.pth`` there, which ``--resume`` reads;
+- ``--resume`` rewrites the newest epoch's model file when a kill left it missing or
+  truncated (:func:`repair_epoch_file`).
 """
 
 import argparse
@@ -170,6 +172,32 @@ def save_pathway_scores(model: torch.nn.Module, output_dir: Path) -> None:
             os.replace(f"{path}.tmp", path)
 
 
+def repair_epoch_file(checkpoint: Path, epoch: int, model: torch.nn.Module) -> None:
+    """ESPnet writes ``checkpoint.pth`` and then ``<epoch>epoch.pth`` in place: a run killed
+    in between leaves the epoch file missing or truncated, and the final checkpoint averaging
+    fails on it. On resume (rank 0), rewrite it from the resumed model, which is the
+    checkpoint's, atomically, and point ``latest.pth`` at it; a readable file is left alone."""
+    if epoch < 1 or (_distributed() and torch.distributed.get_rank() != 0):
+        return
+    path = Path(checkpoint).parent / f"{epoch}epoch.pth"
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return
+    except FileNotFoundError:
+        reason = "missing"
+    except Exception as e:  # a truncated zip archive, ...
+        reason = f"unreadable ({type(e).__name__})"
+    logging.warning(f"{path} is {reason} (the run was killed while it was written): "
+                    f"rewritten from {checkpoint}")
+    tmp = path.with_name(f"{path.name}.tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    latest = path.with_name("latest.pth")
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(path.name)
+
+
 def load_pathway_scores(model: torch.nn.Module, output_dir: Path) -> None:
     """Restore what :func:`save_pathway_scores` wrote for this rank (a resumed run)."""
     for schedule in (m for m in model.modules() if isinstance(m, PathwaySchedule)):
@@ -310,6 +338,7 @@ class LanguageMaskTrainer(Trainer):
     def resume(checkpoint, model, reporter, optimizers, schedulers, scaler, ngpu: int = 0, strict: bool = True):
         Trainer.resume(checkpoint, model, reporter, optimizers, schedulers, scaler, ngpu, strict)
         load_pathway_scores(model, Path(checkpoint).parent)
+        repair_epoch_file(Path(checkpoint), reporter.get_epoch(), model)
 
     @staticmethod
     def _check_masks(maskers: List[LanguageMasker], options, write_record: bool = True) -> None:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from espnet_s3net.masks import language_masker
 from espnet_s3net.masks.language_masker import MaskedLinear, attach_masker, find_maskers
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
 from espnet_s3net.masks.pruning import nm_violation, prunable_parameters, random_masks
@@ -167,6 +168,59 @@ def test_optimizer_state_policy(policy):
             assert outside_same == (policy == "frozen"), (n, key)
             assert not torch.equal(new[es[n]], old[es[n]]), (n, key)
 
+
+
+@pytest.mark.parametrize("policy", ["shared", "frozen"])
+def test_chunked_step_is_the_masked_update_of_the_whole_model(policy, monkeypatch):
+    """The prunable weights are stepped a chunk at a time (here one weight per chunk): the
+    result is that of one optimizer step on the masked gradients with the weights (and, for
+    ``frozen``, the optimizer state) outside the mask put back; hooks run once per update and
+    the gradients are there after the step."""
+    monkeypatch.setattr(language_masker, "RESTORE_CHUNK_BYTES", 64)
+    model = Toy()
+    masks = _masks(model)
+    masker = attach_masker(model, masks, optim_state_policy=policy)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    masker.attach_optimizer(optimizer)
+    assert len(masker._chunks(optimizer)) == 0  # no gradients yet
+    calls = []
+    optimizer.register_step_post_hook(lambda *args: calls.append(1))
+    ref = Toy()
+    ref_optimizer = torch.optim.AdamW(ref.parameters(), lr=1e-2, weight_decay=0.1)
+    ref_params = dict(ref.named_parameters())
+    gen = torch.Generator().manual_seed(7)
+    for lang in ("fr", "es", "es", "fr"):
+        x = torch.randn(4, 6, generator=gen)
+        masker.activate(lang)
+        model(x).pow(2).mean().backward()
+        assert len(masker._chunks(optimizer)) == len(NAMES)
+        grads = [p.grad for p in model.parameters()]
+        optimizer.step()
+        assert all(p.grad is g for p, g in zip(model.parameters(), grads))
+        optimizer.zero_grad()
+        masker.deactivate()
+
+        mask = masks.dense(lang)
+        masked = {n: ref_params[n] * mask[n] for n in NAMES}
+        torch.func.functional_call(ref, {**ref_params, **masked}, (x,)).pow(2).mean().backward()
+        kept = {n: [ref_params[n].detach().clone()] for n in NAMES}
+        if policy == "frozen":
+            for n in NAMES:
+                state = ref_optimizer.state.get(ref_params[n], {})
+                kept[n] += [state[k].clone() for k in ("exp_avg", "exp_avg_sq") if k in state]
+        ref_optimizer.step()
+        ref_optimizer.zero_grad()
+        with torch.no_grad():
+            for n in NAMES:
+                state = ref_optimizer.state[ref_params[n]]
+                for tensor, old in zip([ref_params[n], state["exp_avg"], state["exp_avg_sq"]], kept[n]):
+                    tensor[~mask[n]] = old[~mask[n]]
+    assert calls == [1] * 4
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p, ref_params[name], rtol=1e-6, atol=1e-7, msg=name)
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(optimizer.state[p][key], ref_optimizer.state[ref_params[name]][key],
+                                       rtol=1e-6, atol=1e-9, msg=f"{name} {key}")
 
 def test_clipping_sees_the_masked_gradient():
     model, masks, masker, _ = _setup(OPTIMIZERS["sgd_momentum"])

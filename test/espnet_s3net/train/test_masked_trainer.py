@@ -184,3 +184,34 @@ def test_configs_without_s3net_parts_train_with_espnet_s_trainer():
     assert not trains_languages(torch.nn.Linear(2, 2), plain)  # e.g. any ESPnet ASR recipe
     assert trains_languages(torch.nn.Linear(2, 2), with_lang)  # the language sampler / loss per language
     assert trains_languages(S3NetFrontend(xlsr_conf={"name": "xlsr_tiny"}), plain)  # schedules, DDP reasons
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing", "none"])
+def test_resume_rewrites_an_epoch_file_a_kill_left_broken(tmp_path, damage):
+    from espnet2.train.reporter import Reporter
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(40, 40)
+    reporter = Reporter()
+    reporter.set_epoch(2)
+    checkpoint = tmp_path / "checkpoint.pth"
+    torch.save({"model": model.state_dict(), "reporter": reporter.state_dict(), "optimizers": [],
+                "schedulers": [], "scaler": None}, checkpoint)
+    epoch_file = tmp_path / "2epoch.pth"
+    torch.save(model.state_dict(), epoch_file)
+    (tmp_path / "latest.pth").symlink_to("1epoch.pth")  # not yet moved on when the kill came
+    if damage == "truncated":
+        epoch_file.write_bytes(epoch_file.read_bytes()[:3000])
+    elif damage == "missing":
+        epoch_file.unlink()
+    mtime = epoch_file.stat().st_mtime_ns if epoch_file.exists() else None
+    resumed, resumed_reporter = torch.nn.Linear(40, 40), Reporter()
+    LanguageMaskTrainer.resume(checkpoint, resumed, resumed_reporter, [], [], None)
+    assert resumed_reporter.get_epoch() == 2
+    state = torch.load(epoch_file, weights_only=True)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    if damage == "none":
+        assert epoch_file.stat().st_mtime_ns == mtime
+        assert str((tmp_path / "latest.pth").readlink()) == "1epoch.pth"
+    else:
+        assert str((tmp_path / "latest.pth").readlink()) == "2epoch.pth"
