@@ -13,13 +13,13 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    mask, so ``state_dict`` is always the dense model.
 2. In every step of an attached optimizer, weights outside ``m^l`` are put back
    bit-identical: the step's pre-hook updates the prunable weights a chunk at a time
-   (:data:`RESTORE_CHUNK_BYTES` on CPU): it copies the chunk into a small buffer kept
-   between steps, runs the optimizer's update with only the chunk's gradients visible,
-   and puts back ``W ← m^l ? W : kept``, undoing whatever stale momentum or weight decay
-   did outside the mask; the optimizer's own step then updates the other parameters. A
-   buffer of all prunable weights, allocated per step, would cost fresh pages (more than
-   two weight copies of time at ``xlsr_base`` on CPU); kept between steps, it would sit
-   on top of the activation peak.
+   (:data:`RESTORE_CHUNK_BYTES` on CPU): it copies the chunk into a small buffer, used
+   by every chunk of the step and freed after it, runs the optimizer's update with only
+   the chunk's gradients visible, and puts back ``W ← m^l ? W : kept``, undoing whatever
+   stale momentum or weight decay did outside the mask; the optimizer's own step then
+   updates the other parameters. A buffer of all prunable weights, allocated per step,
+   would cost fresh pages (more than two weight copies of time at ``xlsr_base`` on CPU);
+   kept between steps, it would sit on top of the activation peak.
 3. Optimizer state, ``optim_state_policy``: ``shared`` leaves it to the optimizer
    (Adam moments of weights outside ``m^l`` decay as for a zero gradient during other
    languages' steps); ``frozen`` also puts back every state tensor of the weight's
@@ -34,8 +34,9 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    sees, for a regrow criterion. Without sinks nothing changes.
 
 Memory: one bit per prunable weight and language, plus one byte per prunable weight
-for the active language and the restore buffer (32 MiB, or the largest weight with its
-``frozen`` state); nothing weight-sized lives through the forward and backward. Time per
+for the active language; nothing weight-sized lives through the forward and backward
+(the restore buffer, 32 MiB or the largest weight with its ``frozen`` state, lives only
+during the step). Time per
 step, in passes over the prunable weights (:mod:`espnet_s3net.masks.mask_kernels`, each
 reading the uint8 mask in the pass): ``W ⊙ m`` twice per layer (forward, and recomputed in
 the backward), the gradient masked once, and the restore is a copy and one select; a
@@ -58,7 +59,7 @@ OPTIM_STATE_POLICIES = ("shared", "frozen")
 
 #: bytes of prunable tensors updated and restored per chunk of an optimizer step on CPU:
 #: the restore buffer's size (a weight that alone needs more grows it). 32 MiB is glibc's
-#: largest mmap threshold, so the buffer is a mapping of its own and never pins the heap.
+#: largest mmap threshold, so the buffer is a mapping of its own, returned after the step.
 RESTORE_CHUNK_BYTES = 32 << 20
 
 
@@ -248,8 +249,8 @@ class LanguageMasker:
         return [chunk for chunk in chunks if chunk]
 
     def _kept_views(self, tensors: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-        """Flat views, one per tensor (its dtype and size), of the restore buffer (grown to
-        the largest chunk; on CPU kept between steps: no fresh pages per step)."""
+        """Flat views, one per tensor (its dtype and size), of the step's restore buffer
+        (allocated at the step's first chunk, grown to its largest)."""
         sizes = [_aligned_bytes(t) for t in tensors]
         device = tensors[0].device
         if self._buffer is None or self._buffer.numel() < sum(sizes) or self._buffer.device != device:
@@ -304,8 +305,7 @@ class LanguageMasker:
         finally:
             for p, grad in zip(others, other_grads):
                 p.grad = grad
-            if self._buffer is not None and self._buffer.device.type != "cpu":
-                self._buffer = None  # back to the caching allocator's pool
+            self._buffer = None  # nothing of the step outlives it
         self._hidden = grads
 
     def _after_step(self, optimizer, args, kwargs) -> None:
