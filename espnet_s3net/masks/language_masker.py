@@ -253,7 +253,7 @@ class LanguageMasker:
         (allocated at the step's first chunk, grown to its largest)."""
         sizes = [_aligned_bytes(t) for t in tensors]
         device = tensors[0].device
-        if self._buffer is None or self._buffer.numel() < sum(sizes) or self._buffer.device != device:
+        if self._buffer is None or self._buffer.numel() < sum(sizes):
             size = max(sum(sizes), RESTORE_CHUNK_BYTES if device.type == "cpu" else 0)
             self._buffer = torch.empty(size, dtype=torch.uint8, device=device)
         views, start = [], 0
