@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits
-from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, restore_
+from espnet_s3net.masks.mask_kernels import COMPILE_MIN_NUMEL, mask_grad_, masked_weight, prepare, restore_
 
 OPTIM_STATE_POLICIES = ("shared", "frozen")
 
@@ -153,22 +153,28 @@ class LanguageMasker:
         self.active: Optional[str] = None
         self._mask: Optional[List[torch.Tensor]] = None
         self._packed: Dict[str, torch.Tensor] = {}
+        self._unpacked_buffer: Optional[torch.Tensor] = None  # uint8 (numel,), see _unpacked
         self._scratch: Dict[tuple, torch.Tensor] = {}
         self._buffer: Optional[torch.Tensor] = None  # uint8, see _kept_views
         self._hidden: Optional[List[Optional[torch.Tensor]]] = None  # gradients hidden from the step
         self._optimizers = set()
         self._warned = set()
         self._stepped: List[Optional[tuple]] = [None] * len(self.params)  # grads the last step used
+        self._prepared = set()  # mask_kernels passes compiled for this masker
         self.deactivate()
 
     def _unpacked(self, lang: str) -> List[torch.Tensor]:
-        """``lang``'s masks as uint8 views of one unpacked buffer on the weights' device."""
+        """``lang``'s masks as uint8 views of the unpacked buffer on the weights' device: one
+        buffer, allocated at the first activation and refilled at every language switch,
+        instead of a weight-count-sized allocation (fresh pages) per switch."""
         device = self.params[0].device
         packed = self._packed.get(lang)
         if packed is None or packed.device != device:
             self._packed = {k: self.masks.packed(k).to(device) for k in self.masks.languages}
             packed = self._packed[lang]
-        flat = unpack_bits(packed, self.masks.numel)
+        if self._unpacked_buffer is None or self._unpacked_buffer.device != device:
+            self._unpacked_buffer = torch.empty(self.masks.numel, dtype=torch.uint8, device=device)
+        flat = unpack_bits(packed, self.masks.numel, out=self._unpacked_buffer)
         return list(self.masks.split(flat).values())
 
     def activate(self, lang: str) -> None:
@@ -193,9 +199,22 @@ class LanguageMasker:
         for layer in self.layers:
             layer.inactive_error = None
         if lang in self.masks.languages:
+            self._prepare_kernels(("masked_weight", "mask_grad", "restore"))
             self._mask = self._unpacked(lang)
             for layer, mask in zip(self.layers, self._mask):
                 layer.lang_mask, layer.scratch = mask, self._scratch_for(layer.weight)
+
+    def _prepare_kernels(self, names: Sequence[str]) -> None:
+        """Compile the CPU masking passes ``names`` before they first run in a forward
+        (:func:`espnet_s3net.masks.mask_kernels.prepare`: the compiler's memory is then not
+        interleaved with the activations); nothing to do on a GPU or for weights too small
+        for the compiled passes."""
+        names = [name for name in names if name not in self._prepared]
+        if not names:
+            return
+        for dtype in {p.dtype for p in self.params if p.device.type == "cpu" and p.numel() >= COMPILE_MIN_NUMEL}:
+            prepare(dtype, names)
+        self._prepared.update(names)
 
     def _scratch_for(self, weight: torch.Tensor) -> torch.Tensor:
         key = (weight.shape, weight.dtype, weight.device)
@@ -204,7 +223,8 @@ class LanguageMasker:
         return self._scratch[key]
 
     def deactivate(self) -> None:
-        """No language: drops the unpacked mask; a forward raises until :meth:`activate`."""
+        """No language: the layers let go of the mask (its buffer stays for the next
+        activation); a forward raises until :meth:`activate`."""
         error = (f"the model uses language sub-networks ({self.masks.source}) but no language is "
                  "active: give each utterance's language as data (<data dir>/utt2lang,lang,text) "
                  "or choose one (espnet_s3net.asr.inference.use_language)")
@@ -356,6 +376,8 @@ class LanguageMasker:
         sinks = [None] * len(self.layers) if sinks is None else list(sinks)
         if len(sinks) != len(self.layers):
             raise ValueError(f"{len(sinks)} gradient sinks for {len(self.layers)} masked tensors")
+        if any(sink is not None for sink in sinks):
+            self._prepare_kernels(("mask_grad_with_sink",))
         for layer, sink in zip(self.layers, sinks):
             if sink is not None and sink.shape != layer.weight.shape:
                 raise ValueError(f"gradient sink of shape {tuple(sink.shape)} for a weight of shape "

@@ -16,7 +16,7 @@ whenever masks are built or loaded.
 
 import hashlib
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,12 +40,29 @@ def parameter_fingerprint(module: torch.nn.Module, names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
+#: packed bytes per numpy call when unpacking into a given buffer on CPU (256 KiB unpacked)
+UNPACK_CHUNK_BYTES = 1 << 15
+
+
+def unpack_bits(packed: torch.Tensor, numel: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """uint8 (numel,) of 0/1 from uint8 (ceil(numel / 8),) packed like ``numpy.packbits``
-    (most significant bit first), computed on ``packed``'s device."""
-    if packed.device.type == "cpu":  # numpy's C loop: ~20x faster than shifting on CPU
-        return torch.from_numpy(np.unpackbits(packed.numpy(), count=numel))
-    return unpack_bits_by_shifts(packed, numel)
+    (most significant bit first), computed on ``packed``'s device. With ``out`` (uint8
+    (numel,), same device) the bits are written into it and it is returned; on CPU a cache-
+    sized chunk at a time, so nothing of its size is allocated."""
+    if out is None:
+        if packed.device.type == "cpu":  # numpy's C loop: ~20x faster than shifting on CPU
+            return torch.from_numpy(np.unpackbits(packed.numpy(), count=numel))
+        return unpack_bits_by_shifts(packed, numel)
+    if out.shape != (numel,) or out.dtype != torch.uint8:
+        raise ValueError(f"unpacking {numel} bits into a {out.dtype} tensor of shape {tuple(out.shape)}")
+    if packed.device.type != "cpu":
+        return out.copy_(unpack_bits_by_shifts(packed, numel))
+    source = packed.numpy()
+    for start in range(0, source.size, UNPACK_CHUNK_BYTES):
+        count = min(8 * UNPACK_CHUNK_BYTES, numel - 8 * start)
+        chunk = np.unpackbits(source[start:start + UNPACK_CHUNK_BYTES], count=count)
+        out[8 * start:8 * start + count].copy_(torch.from_numpy(chunk))
+    return out
 
 
 def unpack_bits_by_shifts(packed: torch.Tensor, numel: int) -> torch.Tensor:

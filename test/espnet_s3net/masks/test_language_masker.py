@@ -222,6 +222,37 @@ def test_chunked_step_is_the_masked_update_of_the_whole_model(policy, monkeypatc
             torch.testing.assert_close(optimizer.state[p][key], ref_optimizer.state[ref_params[name]][key],
                                        rtol=1e-6, atol=1e-9, msg=f"{name} {key}")
 
+@pytest.mark.parametrize("min_numel", [1, 1 << 62])
+def test_first_activation_compiles_the_cpu_passes_before_a_forward(min_numel, monkeypatch):
+    calls = []
+    monkeypatch.setattr(language_masker, "COMPILE_MIN_NUMEL", min_numel)
+    monkeypatch.setattr(language_masker, "prepare", lambda dtype, names: calls.append((dtype, tuple(names))))
+    model = Toy()
+    masker = attach_masker(model, _masks(model))
+    assert calls == []
+    masker.activate("es")
+    masker.activate("fr")
+    masker.set_grad_sinks([torch.zeros_like(p) for p in masker.params])
+    masker.set_grad_sinks(None)
+    masker.set_grad_sinks([torch.zeros_like(p) for p in masker.params])
+    expected = [(torch.float32, ("masked_weight", "mask_grad", "restore")), (torch.float32, ("mask_grad_with_sink",))]
+    assert calls == (expected if min_numel == 1 else [])  # once each; none for weights too small to compile
+
+
+def test_every_language_is_unpacked_into_one_buffer():
+    model = Toy()
+    masks = _masks(model)
+    masker = attach_masker(model, masks)
+    pointers = []
+    for lang in ("es", "fr", "es"):
+        masker.activate(lang)
+        assert all(torch.equal(layer.lang_mask, masks.dense(lang)[n].to(torch.uint8))
+                   for layer, n in zip(masker.layers, masks.names))
+        pointers.append(masker.layers[0].lang_mask.data_ptr())
+        masker.deactivate()
+    assert len(set(pointers)) == 1
+
+
 def test_clipping_sees_the_masked_gradient():
     model, masks, masker, _ = _setup(OPTIMIZERS["sgd_momentum"])
     masker.activate("es")

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from espnet_s3net.masks import mask_file
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits, unpack_bits_by_shifts
 from espnet_s3net.masks.pruning import random_masks
 
@@ -28,6 +29,16 @@ def test_unpacking_on_cpu_and_by_shifts_agree():
     packed = SubnetMasks.from_dense({"es": {"w": flat}}, {}).packed("es")
     assert torch.equal(unpack_bits(packed, 1003), flat.to(torch.uint8))
     assert torch.equal(unpack_bits_by_shifts(packed, 1003), flat.to(torch.uint8))
+
+
+def test_unpacking_into_a_buffer_chunk_by_chunk(monkeypatch):
+    monkeypatch.setattr(mask_file, "UNPACK_CHUNK_BYTES", 16)  # 8 chunks, the last one partial
+    flat = torch.rand(1003) < 0.5
+    packed = SubnetMasks.from_dense({"es": {"w": flat}}, {}).packed("es")
+    out = torch.full((1003,), 7, dtype=torch.uint8)
+    assert unpack_bits(packed, 1003, out=out) is out and torch.equal(out, flat.to(torch.uint8))
+    with pytest.raises(ValueError, match="unpacking 1003 bits"):
+        unpack_bits(packed, 1003, out=torch.empty(1000, dtype=torch.uint8))
 
 
 def test_storage_is_one_bit_per_weight():

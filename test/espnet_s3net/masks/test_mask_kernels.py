@@ -91,3 +91,27 @@ def test_non_contiguous_tensors_use_eager(monkeypatch):
     out = torch.empty(SHAPE[::-1]).t()
     masked_weight(w, mask, out)
     assert torch.equal(out, w * mask.float())
+
+
+def test_prepare_compiles_kernels_that_take_any_size(monkeypatch):
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(mask_kernels, "COMPILE_MIN_NUMEL", 64)
+    monkeypatch.setattr(mask_kernels, "_compiled", {})
+    mask_kernels.prepare(torch.float32, ["masked_weight", "mask_grad", "restore"])
+    assert set(mask_kernels._compiled) == {"masked_weight", "mask_grad", "restore"}
+    graphs = counters["stats"]["unique_graphs"]
+    w, g, kept, mask = _tensors()
+    numel = w.numel()
+    masks, kept_values = torch.zeros(3 * numel, dtype=torch.uint8), torch.zeros(2 * numel + 16)
+    for offset in (0, numel):  # as the masker's views: a mask and a kept value at offset 0 and further on
+        m = masks[offset:offset + numel].view(SHAPE).copy_(mask)
+        k = kept_values[offset + 16 * (offset > 0):][:numel].view(SHAPE).copy_(kept)
+        weight, grad, out = w.clone(), g.clone(), torch.empty_like(w)
+        with torch.no_grad():
+            masked_weight(weight, m, out)
+            mask_grad_(grad, m)
+            restore_(weight, k, m)
+        assert torch.equal(out, w * mask.float()) and torch.equal(grad, g * mask.float())
+        assert torch.equal(weight, torch.where(mask.bool(), w, kept))
+    assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled again
