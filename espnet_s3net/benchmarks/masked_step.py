@@ -27,7 +27,13 @@ Peak memory: each arm (dense, shared, frozen) runs alone in a fresh process: bui
 the masks, three steps (three languages); median of ``--memory_runs`` processes per arm.
 Its peak for the whole run is the process's
 peak resident set size (``VmHWM``, interpreter and libraries included) on CPU and
-``torch.cuda.max_memory_allocated`` on GPU; ratios are against the dense arm.
+``torch.cuda.max_memory_allocated`` on GPU; ratios are against the dense arm. On CPU the
+resident size also holds what glibc's heap keeps after frees (at ``xlsr_base`` a good part of
+either arm's heap is free at the peak, in amounts that depend on the order of allocations);
+``--malloc_mmap_threshold BYTES`` runs every memory arm with glibc's
+``MALLOC_MMAP_THRESHOLD_`` fixed, so larger allocations are mapped and returned when freed
+and the resident size follows the live memory (both arms alike; steps get slower from page
+faults, so training keeps glibc's defaults).
 
 Targets (xlsr_base, 4 x 8 s): overhead_weight_copies <= 6, peak_mem_ratio <= 1.05,
 time_ratio <= 1.03 on CPU and <= 1.01 on GPU. The masking passes are those of
@@ -90,7 +96,10 @@ def _run_memory_arm(arm: str, masks_path: str, args) -> int:
     cmd = [sys.executable, "-m", "espnet_s3net.bin.benchmark", "masked_step", "--arm", arm, "--masks", masks_path,
            "--config", args.config, "--batch", str(args.batch), "--seconds", str(args.seconds),
            "--device", args.device]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if args.malloc_mmap_threshold is not None:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_kb"]
 
 
@@ -106,6 +115,8 @@ def main(argv: List[str]) -> dict:
     parser.add_argument("--memory_runs", type=int, default=3,
                         help="processes per arm for the peak memory (median)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--malloc_mmap_threshold", type=int,
+                        help="glibc MALLOC_MMAP_THRESHOLD_ (bytes) of the peak-memory processes (default: glibc's)")
     parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)
     parser.add_argument("--masks", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -167,6 +178,7 @@ def main(argv: List[str]) -> dict:
         "median_s": median, "median_s_one_utterance": {k: statistics.median(v) for k, v in short_times.items()},
         "peak_kb": peaks,
         "peak_memory": "torch.cuda.max_memory_allocated" if on_gpu else "process VmHWM",
+        "malloc_mmap_threshold": args.malloc_mmap_threshold,
         "config": args.config, "device": args.device, "batch": args.batch, "seconds": args.seconds,
         "overhead_seconds": args.overhead_seconds,
         "languages": args.langs, "prunable_weights": masks.numel, "repeats": args.repeats,

@@ -72,3 +72,21 @@ def test_nm_speedup_measurement_runs_with_stand_in_kernels(monkeypatch):
     result = nm_speedup._measure("xlsr_tiny", args, torch.bfloat16)
     assert set(result) == {"encoder", "transformer"}
     assert set(result["encoder"]) == {"masked_ms", "dense_ms", "sparse_ms", "ratio", "ratio_vs_dense"}
+
+
+@pytest.mark.parametrize("threshold", [None, 1 << 20])
+def test_masked_step_memory_arms_run_with_the_allocator_setting_asked_for(threshold, monkeypatch):
+    from espnet_s3net.benchmarks import masked_step
+
+    envs = []
+
+    def fake_run(cmd, env, **kwargs):
+        envs.append(env)
+        return subprocess.CompletedProcess(cmd, 0, stdout='{"peak_kb": 7}\n')
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setattr(masked_step.subprocess, "run", fake_run)
+    args = argparse.Namespace(config="xlsr_tiny", batch=1, seconds=1.0, device="cpu", malloc_mmap_threshold=threshold)
+    assert masked_step._run_memory_arm("dense", "masks.pt", args) == 7
+    assert envs[0]["OMP_NUM_THREADS"] == "1"
+    assert envs[0].get("MALLOC_MMAP_THRESHOLD_") == (None if threshold is None else str(threshold))
