@@ -205,10 +205,9 @@ class LanguageMasker:
                 layer.lang_mask, layer.scratch = mask, self._scratch_for(layer.weight)
 
     def _prepare_kernels(self, names: Sequence[str]) -> None:
-        """Compile the CPU masking passes ``names`` before they first run in a forward
-        (:func:`espnet_s3net.masks.mask_kernels.prepare`: the compiler's memory is then not
-        interleaved with the activations); nothing to do on a GPU or for weights too small
-        for the compiled passes."""
+        """Compile the CPU masking passes ``names`` before they first run, so that nothing
+        compiles inside a step (:func:`espnet_s3net.masks.mask_kernels.prepare`); nothing to
+        do on a GPU or for weights too small for the compiled passes."""
         names = [name for name in names if name not in self._prepared]
         if not names:
             return
