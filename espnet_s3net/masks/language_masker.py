@@ -160,7 +160,6 @@ class LanguageMasker:
         self._optimizers = set()
         self._warned = set()
         self._stepped: List[Optional[tuple]] = [None] * len(self.params)  # grads the last step used
-        self._prepared = set()  # mask_kernels passes compiled for this masker
         self.deactivate()
 
     def _unpacked(self, lang: str) -> List[torch.Tensor]:
@@ -205,15 +204,12 @@ class LanguageMasker:
                 layer.lang_mask, layer.scratch = mask, self._scratch_for(layer.weight)
 
     def _prepare_kernels(self, names: Sequence[str]) -> None:
-        """Compile the CPU masking passes ``names`` before they first run, so that nothing
-        compiles inside a step (:func:`espnet_s3net.masks.mask_kernels.prepare`); nothing to
-        do on a GPU or for weights too small for the compiled passes."""
-        names = [name for name in names if name not in self._prepared]
-        if not names:
-            return
+        """Compile the CPU masking passes ``names`` before they first run (at every activation:
+        the thread count may have changed; passes already compiled are skipped), so that
+        nothing compiles inside a step (:func:`espnet_s3net.masks.mask_kernels.prepare`);
+        nothing to do on a GPU or for weights too small for the compiled passes."""
         for dtype in {p.dtype for p in self.params if p.device.type == "cpu" and p.numel() >= COMPILE_MIN_NUMEL}:
             prepare(dtype, names)
-        self._prepared.update(names)
 
     def _scratch_for(self, weight: torch.Tensor) -> torch.Tensor:
         key = (weight.shape, weight.dtype, weight.device)

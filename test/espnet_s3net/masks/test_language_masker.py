@@ -231,12 +231,11 @@ def test_first_activation_compiles_the_cpu_passes_before_a_forward(min_numel, mo
     masker = attach_masker(model, _masks(model))
     assert calls == []
     masker.activate("es")
-    masker.activate("fr")
+    first = list(calls)
     masker.set_grad_sinks([torch.zeros_like(p) for p in masker.params])
-    masker.set_grad_sinks(None)
-    masker.set_grad_sinks([torch.zeros_like(p) for p in masker.params])
-    expected = [(torch.float32, ("masked_weight", "mask_grad", "restore")), (torch.float32, ("mask_grad_with_sink",))]
-    assert calls == (expected if min_numel == 1 else [])  # once each; none for weights too small to compile
+    passes = [(torch.float32, ("masked_weight", "mask_grad", "restore"))]
+    assert first == (passes if min_numel == 1 else [])  # none for weights too small to compile
+    assert calls[len(first):] == ([(torch.float32, ("mask_grad_with_sink",))] if min_numel == 1 else [])
 
 
 def test_every_language_is_unpacked_into_one_buffer():

@@ -38,7 +38,7 @@ def test_masked_weight_and_gradient(mode):
     mask_grad_(plain, mask)
     assert torch.equal(plain, masked)
     if mode == "compiled":
-        assert {"masked_weight", "mask_grad", "mask_grad_with_sink"} <= set(mask_kernels._compiled)
+        assert {"masked_weight", "mask_grad", "mask_grad_with_sink"} <= {name for name, _ in mask_kernels._compiled}
 
 
 def _check_restore(restore):
@@ -98,9 +98,11 @@ def test_prepare_compiles_kernels_that_take_any_size(monkeypatch):
 
     monkeypatch.setattr(mask_kernels, "COMPILE_MIN_NUMEL", 64)
     monkeypatch.setattr(mask_kernels, "_compiled", {})
+    monkeypatch.setattr(mask_kernels, "_prepared", set())
     mask_kernels.prepare(torch.float32, ["masked_weight", "mask_grad", "restore"])
-    assert set(mask_kernels._compiled) == {"masked_weight", "mask_grad", "restore"}
+    assert {name for name, _ in mask_kernels._compiled} == {"masked_weight", "mask_grad", "restore"}
     graphs = counters["stats"]["unique_graphs"]
+    mask_kernels.prepare(torch.float32, ["masked_weight", "mask_grad", "restore"])  # already prepared: skipped
     w, g, kept, mask = _tensors()
     numel = w.numel()
     masks, kept_values = torch.zeros(3 * numel, dtype=torch.uint8), torch.zeros(2 * numel + 16)
@@ -115,3 +117,32 @@ def test_prepare_compiles_kernels_that_take_any_size(monkeypatch):
         assert torch.equal(out, w * mask.float()) and torch.equal(grad, g * mask.float())
         assert torch.equal(weight, torch.where(mask.bool(), w, kept))
     assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled again
+
+
+def test_each_thread_count_gets_its_own_kernels(monkeypatch):
+    """Inductor bakes the thread count into a kernel and its disk cache does not tell counts
+    apart: without the count in the compile options, a 1-thread process would run a kernel
+    cached by a 2-thread one (or the reverse)."""
+    compiled, real_compile = [], torch.compile
+
+    def recording(fn, **kwargs):
+        compiled.append(kwargs.get("options", {}).get("cpp.threads"))
+        return real_compile(fn, **kwargs)
+
+    monkeypatch.setattr(mask_kernels, "COMPILE_MIN_NUMEL", 64)
+    monkeypatch.setattr(mask_kernels, "_compiled", {})
+    monkeypatch.setattr(mask_kernels, "_prepared", set())
+    monkeypatch.setattr(torch, "compile", recording)
+    threads = torch.get_num_threads()
+    w, _, _, mask = _tensors()
+    try:
+        for n in (1, 2, 1):
+            torch.set_num_threads(n)
+            mask_kernels.prepare(torch.float32, ["masked_weight"])
+            out = torch.empty_like(w)
+            masked_weight(w, mask, out)
+            assert torch.equal(out, w * mask.float())
+    finally:
+        torch.set_num_threads(threads)
+    assert compiled == [1, 2]
+    assert set(mask_kernels._compiled) == {("masked_weight", 1), ("masked_weight", 2)}
