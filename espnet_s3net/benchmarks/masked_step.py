@@ -129,11 +129,11 @@ def main(argv: List[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         masks_path = os.path.join(tmp, "masks.pt")
         masks.save(masks_path)
-        runs = {arm: [] for arm in ARMS}
+        peak_runs = {arm: [] for arm in ARMS}
         for _ in range(args.memory_runs):  # arms alternate; the allocator's peak varies by a few %
             for arm in ARMS:
-                runs[arm].append(_run_memory_arm(arm, masks_path, args))
-        peaks = {arm: statistics.median(values) for arm, values in runs.items()}
+                peak_runs[arm].append(_run_memory_arm(arm, masks_path, args))
+        peaks = {arm: statistics.median(values) for arm, values in peak_runs.items()}
 
     model.to(args.device)
     dense = StepArm(copy.deepcopy(model), masks, None)  # plain nn.Linear layers
@@ -177,6 +177,9 @@ def main(argv: List[str]) -> dict:
         **result, "targets": targets, "meets_targets": {k: result[k] <= v for k, v in targets.items()},
         "median_s": median, "median_s_one_utterance": {k: statistics.median(v) for k, v in short_times.items()},
         "peak_kb": peaks,
+        # the spread behind the medians: per-round ratios and every memory process's peak
+        "time_ratio_rounds": [m / d for m, d in zip(times["shared"], times["dense"])],
+        "peak_kb_runs": peak_runs,
         "peak_memory": "torch.cuda.max_memory_allocated" if on_gpu else "process VmHWM",
         "malloc_mmap_threshold": args.malloc_mmap_threshold,
         "config": args.config, "device": args.device, "batch": args.batch, "seconds": args.seconds,

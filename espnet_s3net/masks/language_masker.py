@@ -90,9 +90,9 @@ class _MaskedLinearFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, mask = ctx.saved_tensors
-        masked = masked_weight(weight, mask, ctx.scratch)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
+            masked = masked_weight(weight, mask, ctx.scratch)
             grad_x = grad.matmul(masked.to(grad.dtype)).to(x.dtype)
         grad_2d = grad.reshape(-1, grad.shape[-1])
         if ctx.needs_input_grad[1]:

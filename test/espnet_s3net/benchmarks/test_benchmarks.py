@@ -21,7 +21,7 @@ import torch
     ("decode_rtf", ["--xlsr_config", "xlsr_tiny", "--utts", "2"], {"rtf", "audio_s", "params"}),
     ("masked_step", ["--batch", "1", "--seconds", "1", "--repeats", "1", "--langs", "2", "--memory_runs", "1"],
      {"time_ratio", "overhead_weight_copies", "overhead_weight_copies_at_batch", "peak_mem_ratio",
-      "frozen_vs_shared", "peak_mem_ratio_frozen", "targets", "meets_targets"}),
+      "frozen_vs_shared", "peak_mem_ratio_frozen", "targets", "meets_targets", "time_ratio_rounds", "peak_kb_runs"}),
     ("l2s_step", ["--xlsr_config", "xlsr_tiny", "--batch", "1", "--seconds", "1", "--repeats", "1",
                   "--teacher_steps", "1"],
      {"ratio", "target", "meets_target", "step_ms", "teacher_ms", "cache_read_ms", "teacher_share"}),

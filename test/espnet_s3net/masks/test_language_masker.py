@@ -149,6 +149,19 @@ def test_masked_linear_gradients_match_the_masked_dense_layer(autocast):
     assert not layer.weight.grad[mask == 0].any()
 
 
+def test_backward_masks_the_weight_again_only_for_an_input_gradient(monkeypatch):
+    calls = []
+    monkeypatch.setattr(language_masker, "masked_weight",
+                        lambda w, m, out: calls.append(1) or torch.mul(w, m, out=out))
+    layer = torch.nn.Linear(6, 5)
+    layer.__class__ = MaskedLinear
+    layer.lang_mask, layer.scratch = torch.ones(5, 6, dtype=torch.uint8), torch.empty(5, 6)
+    layer(torch.randn(2, 6)).sum().backward()  # the input needs no gradient
+    assert len(calls) == 1
+    layer(torch.randn(2, 6, requires_grad=True)).sum().backward()
+    assert len(calls) == 3
+
+
 @pytest.mark.parametrize("policy", ["shared", "frozen"])
 def test_optimizer_state_policy(policy):
     model = Toy()
