@@ -15,7 +15,8 @@ optimizer) and one copy of all prunable weights into preallocated buffers
 start from the same seed (the same dropout, LayerDrop and Gumbel draws). Medians over
 ``--repeats`` of the per-round figures give ``time_ratio`` = shared / dense,
 ``overhead_weight_copies_at_batch`` = (shared - dense) / median copy and
-``frozen_vs_shared`` = frozen / shared.
+``frozen_vs_shared`` = frozen / shared. ``time_ratio_rounds`` lists every round's ratio
+and ``peak_kb_runs`` every memory process's peak: the spread behind the medians.
 
 ``overhead_weight_copies``: the same paired difference, dense and shared arms only, on a
 batch of one ``--overhead_seconds`` utterance, in the same process. The masking passes are
