@@ -67,6 +67,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["espnet_s3net", "espnet_s3net.*"]),
+    package_data={"espnet_s3net.masks": ["mask_passes.c"]},  # built at run time, see mask_kernels
     python_requires=">=3.10",
     install_requires=install_requires,
     cmdclass={"build_py": BuildPyWithPlugin, "develop": DevelopWithPlugin},

@@ -49,6 +49,15 @@ def check_sclite() -> str:
     return f"ok ({path}{'; ' + version if version else ''})"
 
 
+def check_mask_passes() -> str:
+    """The CPU masking passes of masked training (optional: without them eager ops run)."""
+    from espnet_s3net.masks import mask_kernels
+
+    if mask_kernels.load_cpu_passes():
+        return f"ok (built with the C compiler, cached in {mask_kernels.cache_dir()})"
+    return f"not built ({mask_kernels._library.error}); masked CPU training uses slower eager ops"
+
+
 def check_espeak() -> str:
     try:
         import espeakng_loader

@@ -1,12 +1,20 @@
-"""Install check: versions of the key packages, the ESPnet plugin, sclite, espeak-ng and CUDA.
+"""Install check: versions of the key packages, the ESPnet plugin, sclite, espeak-ng, the CPU
+masking passes and CUDA.
 
 Usage: ``python -m espnet_s3net.bin.check_install``. Exits non-zero when a required
-component is missing (sclite and CUDA are optional and only reported).
+component is missing (sclite, the masking passes and CUDA are optional and only reported).
 """
 
 import sys
 
-from espnet_s3net.install_check import check_cuda, check_espeak, check_packages, check_plugin, check_sclite
+from espnet_s3net.install_check import (
+    check_cuda,
+    check_espeak,
+    check_mask_passes,
+    check_packages,
+    check_plugin,
+    check_sclite,
+)
 
 
 def main(argv=None) -> None:
@@ -26,6 +34,7 @@ def main(argv=None) -> None:
     ok &= espeak.startswith("ok")
     print(f"{'espeak-ng':15s} {espeak}")
     print(f"{'sclite':15s} {check_sclite()}")
+    print(f"{'masking passes':15s} {check_mask_passes()}")
     print(f"{'cuda':15s} {check_cuda()}")
     print("== install check " + ("passed ==" if ok else "FAILED =="))
     sys.exit(0 if ok else 1)

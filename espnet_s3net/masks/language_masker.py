@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits
-from espnet_s3net.masks.mask_kernels import COMPILE_MIN_NUMEL, mask_grad_, masked_weight, prepare, restore_
+from espnet_s3net.masks.mask_kernels import load_cpu_passes, mask_grad_, masked_weight, restore_
 
 OPTIM_STATE_POLICIES = ("shared", "frozen")
 
@@ -198,18 +198,11 @@ class LanguageMasker:
         for layer in self.layers:
             layer.inactive_error = None
         if lang in self.masks.languages:
-            self._prepare_kernels(("masked_weight", "mask_grad", "restore"))
+            if self.params[0].device.type == "cpu":
+                load_cpu_passes()  # builds the CPU passes at the first activation, before any forward
             self._mask = self._unpacked(lang)
             for layer, mask in zip(self.layers, self._mask):
                 layer.lang_mask, layer.scratch = mask, self._scratch_for(layer.weight)
-
-    def _prepare_kernels(self, names: Sequence[str]) -> None:
-        """Compile the CPU masking passes ``names`` before they first run (at every activation:
-        the thread count may have changed; passes already compiled are skipped), so that
-        nothing compiles inside a step (:func:`espnet_s3net.masks.mask_kernels.prepare`);
-        nothing to do on a GPU or for weights too small for the compiled passes."""
-        for dtype in {p.dtype for p in self.params if p.device.type == "cpu" and p.numel() >= COMPILE_MIN_NUMEL}:
-            prepare(dtype, names)
 
     def _scratch_for(self, weight: torch.Tensor) -> torch.Tensor:
         key = (weight.shape, weight.dtype, weight.device)
@@ -371,8 +364,6 @@ class LanguageMasker:
         sinks = [None] * len(self.layers) if sinks is None else list(sinks)
         if len(sinks) != len(self.layers):
             raise ValueError(f"{len(sinks)} gradient sinks for {len(self.layers)} masked tensors")
-        if any(sink is not None for sink in sinks):
-            self._prepare_kernels(("mask_grad_with_sink",))
         for layer, sink in zip(self.layers, sinks):
             if sink is not None and sink.shape != layer.weight.shape:
                 raise ValueError(f"gradient sink of shape {tuple(sink.shape)} for a weight of shape "
