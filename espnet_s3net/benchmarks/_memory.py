@@ -1,4 +1,4 @@
-"""Peak resident memory of one call, on Linux (shared by the benchmarks)."""
+"""Peak memory of one call: resident (Linux) or of live tensors (shared by the benchmarks)."""
 
 from typing import Callable
 
@@ -17,3 +17,18 @@ def peak_kb(call: Callable[[], object]) -> int:
     before = status_kb("VmRSS")
     call()
     return status_kb("VmHWM") - before
+
+
+def peak_tensor_kb(call: Callable[[], object]) -> int:
+    """Peak bytes of CPU tensors allocated during ``call`` and alive at once (kB), op by op
+    from the profiler's memory events: what the allocator's heap retains is not counted,
+    nor are tensors memory-mapped from files."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        call()
+    live = peak = 0
+    for event in sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak // 1024

@@ -9,13 +9,13 @@ restore around the optimizer step):
 
 - ``uint8_mask`` (what :mod:`espnet_s3net.masks.language_masker` does): the active
   language's mask as uint8 (1 byte per weight), read by the passes of
-  :mod:`espnet_s3net.masks.mask_kernels` (on CPU compiled by TorchInductor, on CUDA
+  :mod:`espnet_s3net.masks.mask_kernels` (on CPU C loops built with the system compiler, on CUDA
   PyTorch's mixed-dtype kernels), each one pass: ``W ⊙ m`` in the forward and again in
   the backward (recomputed, not saved), the gradient masked, the weights copied before the
   step and put back by a select after it;
 - ``uint8_mask_eager``: the same with eager PyTorch ops on CPU, which convert the mask
   into the weight's dtype in a pass of its own before each use (the fallback where
-  nothing can be compiled);
+  nothing can be built);
 - ``float_mask``: the eager ops with the mask kept in the weight's dtype (4 bytes per
   weight, +3 over uint8, through the activation peak): no conversions;
 - ``float_mask_saved``: also saving ``W ⊙ m`` for the backward (+4 more bytes per weight

@@ -34,7 +34,10 @@ either arm's heap is free at the peak, in amounts that depend on the order of al
 ``--malloc_mmap_threshold BYTES`` runs every memory arm with glibc's
 ``MALLOC_MMAP_THRESHOLD_`` fixed, so larger allocations are mapped and returned when freed
 and the resident size follows the live memory (both arms alike; steps get slower from page
-faults, so training keeps glibc's defaults).
+faults, so training keeps glibc's defaults). ``peak_tensor_ratio`` (CPU) takes the heap out:
+one more process per arm runs the same under the profiler, whose memory events give the
+peak bytes of live tensors (``peak_tensor_kb``, :func:`espnet_s3net.benchmarks._memory.peak_tensor_kb`;
+the memory-mapped mask bits, 1/8 byte per weight and language used, are not tensors it sees).
 
 Targets (xlsr_base, 4 x 8 s): overhead_weight_copies <= 6, peak_mem_ratio <= 1.05,
 time_ratio <= 1.03 on CPU and <= 1.01 on GPU. The masking passes are those of
@@ -53,7 +56,7 @@ from typing import List
 
 import torch
 
-from espnet_s3net.benchmarks._memory import status_kb
+from espnet_s3net.benchmarks._memory import peak_tensor_kb, status_kb
 from espnet_s3net.benchmarks._timing import alternating_rounds, on_device
 from espnet_s3net.benchmarks._xlsr_step import StepArm, build_model, fixed_batch
 
@@ -81,22 +84,28 @@ def _peak_kb(device: str) -> int:
 
 
 def _memory_arm(args) -> dict:
-    """Child process: one arm's steps; its peak memory for the whole run."""
+    """Child process: one arm's run (build, masks, steps); its peak memory (``--tensor_peak``:
+    of live tensors)."""
     from espnet_s3net.masks.mask_file import SubnetMasks
 
-    model = build_model(args.config, args.device)
-    masks = SubnetMasks.load(args.masks) if args.arm != "dense" else None
-    arm = StepArm(model, masks, None if args.arm == "dense" else args.arm)
-    batch = fixed_batch(model, args.batch, args.seconds, args.device)
-    for i in range(MEMORY_STEPS):
-        arm.step(batch, i, None if masks is None else masks.languages[i % len(masks.languages)])
+    def run():
+        model = build_model(args.config, args.device)
+        masks = SubnetMasks.load(args.masks) if args.arm != "dense" else None
+        arm = StepArm(model, masks, None if args.arm == "dense" else args.arm)
+        batch = fixed_batch(model, args.batch, args.seconds, args.device)
+        for i in range(MEMORY_STEPS):
+            arm.step(batch, i, None if masks is None else masks.languages[i % len(masks.languages)])
+
+    if args.tensor_peak:
+        return {"peak_kb": peak_tensor_kb(run)}
+    run()
     return {"peak_kb": _peak_kb(args.device)}
 
 
-def _run_memory_arm(arm: str, masks_path: str, args) -> int:
+def _run_memory_arm(arm: str, masks_path: str, args, tensor_peak: bool = False) -> int:
     cmd = [sys.executable, "-m", "espnet_s3net.bin.benchmark", "masked_step", "--arm", arm, "--masks", masks_path,
            "--config", args.config, "--batch", str(args.batch), "--seconds", str(args.seconds),
-           "--device", args.device]
+           "--device", args.device, *(["--tensor_peak"] if tensor_peak else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if args.malloc_mmap_threshold is not None:
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
@@ -120,6 +129,7 @@ def main(argv: List[str]) -> dict:
                         help="glibc MALLOC_MMAP_THRESHOLD_ (bytes) of the peak-memory processes (default: glibc's)")
     parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)
     parser.add_argument("--masks", help=argparse.SUPPRESS)
+    parser.add_argument("--tensor_peak", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     on_gpu = on_device(args.device)
     if args.arm:
@@ -135,6 +145,7 @@ def main(argv: List[str]) -> dict:
             for arm in ARMS:
                 peak_runs[arm].append(_run_memory_arm(arm, masks_path, args))
         peaks = {arm: statistics.median(values) for arm, values in peak_runs.items()}
+        tensor_peaks = None if on_gpu else {arm: _run_memory_arm(arm, masks_path, args, True) for arm in ARMS}
 
     model.to(args.device)
     dense = StepArm(copy.deepcopy(model), masks, None)  # plain nn.Linear layers
@@ -172,6 +183,7 @@ def main(argv: List[str]) -> dict:
         "peak_mem_ratio": peaks["shared"] / peaks["dense"],
         "frozen_vs_shared": statistics.median(f / m for f, m in zip(times["frozen"], times["shared"])),
         "peak_mem_ratio_frozen": peaks["frozen"] / peaks["dense"],
+        "peak_tensor_ratio": None if tensor_peaks is None else tensor_peaks["shared"] / tensor_peaks["dense"],
     }
     targets = {"time_ratio": 1.01 if on_gpu else 1.03, "overhead_weight_copies": 6.0, "peak_mem_ratio": 1.05}
     return {
@@ -181,6 +193,7 @@ def main(argv: List[str]) -> dict:
         # the spread behind the medians: per-round ratios and every memory process's peak
         "time_ratio_rounds": [m / d for m, d in zip(times["shared"], times["dense"])],
         "peak_kb_runs": peak_runs,
+        "peak_tensor_kb": tensor_peaks,
         "peak_memory": "torch.cuda.max_memory_allocated" if on_gpu else "process VmHWM",
         "malloc_mmap_threshold": args.malloc_mmap_threshold,
         "config": args.config, "device": args.device, "batch": args.batch, "seconds": args.seconds,
