@@ -21,8 +21,8 @@ def peak_kb(call: Callable[[], object]) -> int:
 
 def peak_tensor_kb(call: Callable[[], object]) -> int:
     """Peak bytes of CPU tensors allocated during ``call`` and alive at once (kB), op by op
-    from the profiler's memory events: what the allocator's heap retains is not counted,
-    nor are tensors memory-mapped from files."""
+    from the profiler's memory events: what the allocator's heap retains is not counted; a
+    tensor memory-mapped from a file counts in full from its mapping on."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:

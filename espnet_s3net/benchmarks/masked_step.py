@@ -37,7 +37,8 @@ and the resident size follows the live memory (both arms alike; steps get slower
 faults, so training keeps glibc's defaults). ``peak_tensor_ratio`` (CPU) takes the heap out:
 one more process per arm runs the same under the profiler, whose memory events give the
 peak bytes of live tensors (``peak_tensor_kb``, :func:`espnet_s3net.benchmarks._memory.peak_tensor_kb`;
-the memory-mapped mask bits, 1/8 byte per weight and language used, are not tensors it sees).
+the memory-mapped mask file counts in full, 1/8 byte per weight and language, where the
+resident size holds only the pages of the languages used).
 
 Targets (xlsr_base, 4 x 8 s): overhead_weight_copies <= 6, peak_mem_ratio <= 1.05,
 time_ratio <= 1.03 on CPU and <= 1.01 on GPU. The masking passes are those of
