@@ -50,33 +50,31 @@ else
     echo "${want}" > "${stamp}"
 fi
 
+# apt_install PACKAGE HOWTO CONSEQUENCE: install a Debian package (as root with apt-get), or
+# say how to get it and what happens without it
+apt_install() {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing Debian package $1"
+        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"; } >/dev/null 2>&1; then
+            log "WARNING: 'apt-get install $1' failed; $3"
+        fi
+    else
+        log "WARNING: $1 is missing and cannot be installed here (needs root and apt-get)."
+        log "         $2; until then $3."
+    fi
+}
+
 # 4. sclite from Debian's sctk
 find_sclite() { command -v sclite 2>/dev/null || { [ -x /usr/lib/sctk/bin/sclite ] && echo /usr/lib/sctk/bin/sclite; } || true; }
 if [ -z "$(find_sclite)" ] && ${install_sctk}; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        log "installing sclite (Debian package sctk)"
-        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sctk; } >/dev/null 2>&1; then
-            log "WARNING: 'apt-get install sctk' failed; scoring will fall back to jiwer"
-        fi
-    else
-        log "WARNING: sclite not found and cannot install it here (needs root and apt-get)."
-        log "         Install it with 'sudo apt-get install sctk' (Debian/Ubuntu) or build SCTK from"
-        log "         source and put sclite on PATH; until then scoring falls back to jiwer."
-    fi
+    apt_install sctk "Install it with 'sudo apt-get install sctk' or build SCTK from source and put sclite on PATH" \
+        "scoring falls back to jiwer"
 fi
 
 # 5. a C compiler for the CPU masking passes (espnet_s3net/masks/mask_passes.c, built at
-#    the first masked training step; without one, masked CPU training runs slower eager ops)
+#    the first masked training step)
 if [ -z "${CC:-}" ] && ! command -v cc >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        log "installing a C compiler (Debian package gcc)"
-        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc; } >/dev/null 2>&1; then
-            log "WARNING: 'apt-get install gcc' failed; masked CPU training will use slower eager ops"
-        fi
-    else
-        log "WARNING: no C compiler (cc/gcc) and cannot install one here (needs root and apt-get);"
-        log "         install gcc or set CC, or masked CPU training uses slower eager ops"
-    fi
+    apt_install gcc "Install a C compiler or set CC" "masked CPU training uses slower eager ops"
 fi
 
 # 6. tools/activate_python.sh (sourced by the recipe's path.sh)
