@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from espnet_s3net.masks.mask_kernels import unpack_bits_
 from espnet_s3net.masks.pruning import UNSTRUCTURED, check_pattern, nm_violation
 
 FORMAT = "espnet_s3net.subnet_masks"
@@ -47,8 +48,9 @@ UNPACK_CHUNK_BYTES = 1 << 15
 def unpack_bits(packed: torch.Tensor, numel: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """uint8 (numel,) of 0/1 from uint8 (ceil(numel / 8),) packed like ``numpy.packbits``
     (most significant bit first), computed on ``packed``'s device. With ``out`` (uint8
-    (numel,), same device) the bits are written into it and it is returned; on CPU a cache-
-    sized chunk at a time, so nothing of its size is allocated."""
+    (numel,), same device) the bits are written into it and it is returned; on CPU in one
+    pass (:func:`espnet_s3net.masks.mask_kernels.unpack_bits_`) or, without the compiled
+    passes, a cache-sized chunk at a time: nothing of its size is allocated."""
     if out is None:
         if packed.device.type == "cpu":  # numpy's C loop: ~20x faster than shifting on CPU
             return torch.from_numpy(np.unpackbits(packed.numpy(), count=numel))
@@ -57,11 +59,15 @@ def unpack_bits(packed: torch.Tensor, numel: int, out: Optional[torch.Tensor] = 
         raise ValueError(f"unpacking {numel} bits into a {out.dtype} tensor of shape {tuple(out.shape)}")
     if packed.device.type != "cpu":
         return out.copy_(unpack_bits_by_shifts(packed, numel))
-    source = packed.numpy()
-    for start in range(0, source.size, UNPACK_CHUNK_BYTES):
-        count = min(8 * UNPACK_CHUNK_BYTES, numel - 8 * start)
-        chunk = np.unpackbits(source[start:start + UNPACK_CHUNK_BYTES], count=count)
-        out[8 * start:8 * start + count].copy_(torch.from_numpy(chunk))
+
+    def in_chunks():
+        source = packed.numpy()
+        for start in range(0, source.size, UNPACK_CHUNK_BYTES):
+            count = min(8 * UNPACK_CHUNK_BYTES, numel - 8 * start)
+            chunk = np.unpackbits(source[start:start + UNPACK_CHUNK_BYTES], count=count)
+            out[8 * start:8 * start + count].copy_(torch.from_numpy(chunk))
+
+    unpack_bits_(out, packed, in_chunks)
     return out
 
 

@@ -6,7 +6,8 @@ A language mask is uint8 0/1 of the weight's shape (1 byte per weight, see
 - :func:`masked_weight` ``out = W ⊙ m`` (forward, and again in the backward);
 - :func:`mask_grad_` ``g ← g ⊙ m``, first adding ``g²`` into a float32 sink if one is given;
 - :func:`restore_` ``W ← m ? W : kept`` (exact: the kept value or the step's, never a mix);
-- :func:`accumulate_taylor_` ``acc += (g ⊙ W)²`` (pathway importance, no mask).
+- :func:`accumulate_taylor_` ``acc += (g ⊙ W)²`` (pathway importance, no mask);
+- :func:`unpack_bits_` a language's bit-packed mask into the uint8 one (at a switch).
 
 On CUDA, PyTorch's element-wise kernels cast mixed dtypes on the fly: each pass is one
 kernel. On CPU they would first convert the mask into a temporary (a weight-sized
@@ -45,6 +46,7 @@ _SIGNATURES = {
         ("masked_weight", 3), ("mask_grad", 2), ("restore", 3))},
     **{f"{name}_{dtype}": 3 for dtype in ("float32", "float64")
        for name in ("mask_grad_with_sink", "accumulate_taylor")},
+    "unpack_bits": 2,
 }
 
 
@@ -135,17 +137,33 @@ def load_cpu_passes() -> bool:
     return _library.lib is not None
 
 
+def _call(name: str, args, count: int) -> None:
+    """The library's pass ``name`` over ``count`` elements of ``args``; the first is written
+    in place and counts as modified."""
+    getattr(_library.lib, name)(*(a.data_ptr() for a in args), count, torch.get_num_threads())
+    torch.autograd.graph.increment_version(args[0])
+
+
 def _run(name: Optional[str], eager: Callable[[], None], *args: torch.Tensor) -> None:
-    """The library's pass ``name`` on ``args`` (CPU, contiguous, one element count; the first
-    is written in place and counts as modified), else ``eager()``: for ``name`` None (a
-    dtype the library lacks), other tensors, or no library."""
+    """The library's pass ``name`` on ``args`` (CPU, contiguous, one element count), else
+    ``eager()``: for ``name`` None (a dtype the library lacks), other tensors, or no library."""
     first = args[0]
     if (name is not None and first.device.type == "cpu"
             and all(a.is_contiguous() and a.numel() == first.numel() for a in args) and load_cpu_passes()):
-        getattr(_library.lib, name)(*(a.data_ptr() for a in args), first.numel(), torch.get_num_threads())
-        torch.autograd.graph.increment_version(first)
-        return
-    eager()
+        _call(name, args, first.numel())
+    else:
+        eager()
+
+
+def unpack_bits_(out: torch.Tensor, packed: torch.Tensor, eager: Callable[[], None]) -> None:
+    """``out`` (uint8 (numel,)) ← the bits of ``packed`` (uint8 (ceil(numel / 8),),
+    ``numpy.packbits`` order) in one pass, else ``eager()`` (off the CPU, or no library)."""
+    fits = out.dtype == torch.uint8 and packed.element_size() == 1 and packed.numel() == (out.numel() + 7) // 8
+    if (fits and out.device.type == "cpu" and out.is_contiguous() and packed.is_contiguous()
+            and load_cpu_passes()):
+        _call("unpack_bits", (out, packed), out.numel())
+    else:
+        eager()
 
 
 def _select_pass(name: str, values: torch.Tensor, other: Optional[torch.Tensor], mask: torch.Tensor) -> Optional[str]:

@@ -104,3 +104,19 @@ SELECTS(64)
 
 SQUARES(float32, float)
 SQUARES(float64, double)
+
+/* out[8j + b] = bit b of packed[j], most significant first (numpy.packbits order), for the
+ * n // 8 whole bytes; the exported function adds the last n % 8 bits. */
+static void unpack_bits_range(void *a, const void *b, const void *c, int64_t lo, int64_t hi) {
+    uint8_t *restrict out = a;
+    const uint8_t *restrict packed = b;
+    (void)c;
+    for (int64_t j = lo; j < hi; j++)
+        for (int bit = 0; bit < 8; bit++) out[8 * j + bit] = (packed[j] >> (7 - bit)) & 1;
+}
+
+void unpack_bits(void *out, const void *packed, int64_t n, int threads) {
+    run(unpack_bits_range, out, packed, 0, n / 8, threads);
+    for (int64_t i = n / 8 * 8; i < n; i++)
+        ((uint8_t *)out)[i] = (((const uint8_t *)packed)[i / 8] >> (7 - i % 8)) & 1;
+}

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from espnet_s3net.masks import mask_file
+from espnet_s3net.masks import mask_file, mask_kernels
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits, unpack_bits_by_shifts
 from espnet_s3net.masks.pruning import random_masks
 
@@ -31,12 +31,25 @@ def test_unpacking_on_cpu_and_by_shifts_agree():
     assert torch.equal(unpack_bits_by_shifts(packed, 1003), flat.to(torch.uint8))
 
 
-def test_unpacking_into_a_buffer_chunk_by_chunk(monkeypatch):
-    monkeypatch.setattr(mask_file, "UNPACK_CHUNK_BYTES", 16)  # 8 chunks, the last one partial
-    flat = torch.rand(1003) < 0.5
-    packed = SubnetMasks.from_dense({"es": {"w": flat}}, {}).packed("es")
-    out = torch.full((1003,), 7, dtype=torch.uint8)
-    assert unpack_bits(packed, 1003, out=out) is out and torch.equal(out, flat.to(torch.uint8))
+@pytest.mark.parametrize("mode", ["library", "chunks"])
+def test_unpacking_into_a_buffer(mode, monkeypatch):
+    if mode == "chunks":  # without the compiled passes: numpy, 16 packed bytes at a time
+        off = mask_kernels._Library()
+        off.error = "disabled by the test"
+        monkeypatch.setattr(mask_kernels, "_library", off)
+        monkeypatch.setattr(mask_file, "UNPACK_CHUNK_BYTES", 16)
+    else:
+        assert mask_kernels.load_cpu_passes()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for numel in (1003, (1 << 20) + 5):  # a partial last byte; the larger one split over threads
+            flat = torch.rand(numel) < 0.5
+            packed = SubnetMasks.from_dense({"es": {"w": flat}}, {}).packed("es")
+            out = torch.full((numel,), 7, dtype=torch.uint8)
+            assert unpack_bits(packed, numel, out=out) is out and torch.equal(out, flat.to(torch.uint8))
+    finally:
+        torch.set_num_threads(threads)
     with pytest.raises(ValueError, match="unpacking 1003 bits"):
         unpack_bits(packed, 1003, out=torch.empty(1000, dtype=torch.uint8))
 
