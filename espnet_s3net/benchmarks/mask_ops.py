@@ -23,7 +23,9 @@ restore around the optimizer step):
 
 ``extra_bytes_per_weight`` is what each design holds beyond the dense model through the
 forward and backward (the bit-packed masks of every language, 1/8 byte per language, come
-on top of all three). Also timed, for the record: ``torch.where``/``masked_fill`` with a
+on top of all three). ``unpack_at_switch``: the weight's bit-packed mask unpacked into the
+uint8 one (:func:`espnet_s3net.masks.mask_file.unpack_bits`), once per language switch, not
+in the per-step sums. Also timed, for the record: ``torch.where``/``masked_fill`` with a
 bool mask, the obvious single-pass alternatives (on this CPU build they are not
 vectorised and cost many copies).
 """
@@ -32,9 +34,11 @@ import argparse
 import statistics
 from typing import Callable, List
 
+import numpy as np
 import torch
 
 from espnet_s3net.benchmarks._timing import on_device, timed
+from espnet_s3net.masks.mask_file import unpack_bits
 from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, restore_
 
 
@@ -52,6 +56,7 @@ def main(argv: List[str]) -> dict:
     kept, out = torch.empty_like(w), torch.empty_like(w)
     mask_u8 = (torch.rand(shape, generator=gen) < 0.5).to(torch.uint8).to(dev)
     mask_f, mask_b, zero = mask_u8.to(w.dtype), mask_u8.bool(), torch.zeros((), device=dev)
+    packed = torch.from_numpy(np.packbits(mask_u8.cpu().numpy())).to(dev)
 
     def median_s(call: Callable[[], object]) -> float:
         call()
@@ -69,6 +74,7 @@ def main(argv: List[str]) -> dict:
         "lerp_restore": lambda: torch.lerp(kept, w, mask_f, out=out),
         "where_bool": lambda: torch.where(mask_b, w, zero, out=out),
         "masked_fill_bool": lambda: g.masked_fill_(~mask_b, 0),
+        "unpack_at_switch": lambda: unpack_bits(packed, mask_u8.numel(), out=mask_u8.view(-1)),
     }
     copies = {name: median_s(call) / copy_s for name, call in ops.items()}
     apply_u8 = copies["convert_mask"] + copies["mul_float_mask"]
