@@ -111,11 +111,15 @@ def _open() -> ctypes.CDLL:
             try:
                 _build(compiler, flags, path)
             except subprocess.CalledProcessError as e:
-                errors.append(f"{' '.join(flags) or 'no options'}: {(e.stderr or '').strip().splitlines()[:1]}")
+                first_line = next(iter((e.stderr or "").strip().splitlines()), "")
+                errors.append(f"{' '.join(flags) or 'no options'}: {first_line}")
                 continue
             except OSError as e:
                 raise RuntimeError(f"cannot write {path} ({e}); set ESPNET_S3NET_CACHE to a writable directory") from e
-        lib = ctypes.CDLL(str(path))
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as e:
+            raise RuntimeError(f"cannot load {path} ({e}); delete it to build it again") from e
         for name, pointers in _SIGNATURES.items():
             getattr(lib, name).argtypes = [ctypes.c_void_p] * pointers + [ctypes.c_int64, ctypes.c_int]
             getattr(lib, name).restype = None

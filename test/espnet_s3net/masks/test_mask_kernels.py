@@ -124,3 +124,16 @@ def test_a_built_library_is_reused(monkeypatch, tmp_path):
     monkeypatch.setattr(mask_kernels, "_library", mask_kernels._Library())
     monkeypatch.setattr(mask_kernels, "_build", no_build)
     assert mask_kernels.load_cpu_passes() and sorted(tmp_path.iterdir()) == built
+
+
+def test_a_library_that_does_not_load_is_named_and_eager_runs(monkeypatch, tmp_path, caplog):
+    _fresh_library(monkeypatch, tmp_path)
+
+    def unloadable(path):
+        raise OSError("invalid ELF header")
+
+    monkeypatch.setattr(mask_kernels.ctypes, "CDLL", unloadable)
+    w, _, _, mask = _tensors()
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(masked_weight(w, mask, torch.empty_like(w)), w * mask.float())
+    assert "invalid ELF header" in caplog.text and "delete it to build it again" in caplog.text
