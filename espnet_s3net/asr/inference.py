@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import torch
 
-from espnet_s3net.asr.sparse_kernels import use_sparse_kernels
+from espnet_s3net.asr.sparse_kernels import drop_sparse_kernels, use_sparse_kernels
 from espnet_s3net.data.batches import length_bins, pad_waveforms, read_waveforms
 from espnet_s3net.data.kaldi_dir import read_kaldi_map, write_kaldi_map
 from espnet_s3net.log import Progress
@@ -28,8 +28,9 @@ def use_language(model: torch.nn.Module, lang: str, missing: str = "error", spar
     """Decode with ``lang``'s sub-network (and language modules) in ``model`` (``missing``:
     ``"error"``, or ``"dense"`` for a logged dense fallback when ``lang`` has no mask;
     ``sparse_kernels``: with 2:4 semi-structured sparse weights where the model and device
-    allow it, else a logged dense masked fallback, :func:`use_sparse_kernels`).
-    Returns whether the model has anything language-specific."""
+    allow it, else a logged dense masked fallback, :func:`use_sparse_kernels`; without it,
+    sparse weights built for an earlier language are dropped). Returns whether the model has
+    anything language-specific."""
     followers = language_followers(model)
     for follower in followers:
         if hasattr(follower, "missing"):
@@ -37,6 +38,8 @@ def use_language(model: torch.nn.Module, lang: str, missing: str = "error", spar
         follower.activate(lang)
     if sparse_kernels:
         use_sparse_kernels(model, lang)
+    else:
+        drop_sparse_kernels(model)
     return bool(followers)
 
 

@@ -11,7 +11,9 @@ the active language and makes the masked layers compute with them
 
 The sparse weights belong to one language: a layer whose active mask is no longer the one
 they were built from raises instead of computing with another language's weights; calling
-:func:`use_sparse_kernels` again after switching rebuilds them (or falls back). They are
+:func:`use_sparse_kernels` again after switching rebuilds them (or falls back), and
+:func:`drop_sparse_kernels` (which ``use_language(..., sparse_kernels=False)`` calls) puts the
+dense masked layers back. They are
 for inference only (no gradient reaches ``W``), live next to the dense weights (about
 0.56x their size in float16), are not in the ``state_dict`` and do not follow
 ``module.to(...)``: convert after moving the model.
@@ -115,11 +117,14 @@ def _device_reasons(device: torch.device, dtype: torch.dtype, probe: bool) -> Li
     return [] if error is None else [error]
 
 
-def _restore_masked(layer: MaskedLinear) -> None:
-    """Back to the dense masked path; drops the sparse weights."""
-    layer.__class__ = MaskedLinear
-    for name in ("sparse_weight", "sparse_mask", "sparse_lang"):
-        layer.__dict__.pop(name, None)
+def drop_sparse_kernels(model: torch.nn.Module) -> None:
+    """Every masked layer of ``model`` back to the dense masked path (``W ⊙ m``); drops the
+    sparse weights (nothing to do where none were built)."""
+    for masker in find_maskers(model):
+        for layer in masker.layers:
+            layer.__class__ = MaskedLinear
+            for name in ("sparse_weight", "sparse_mask", "sparse_lang"):
+                layer.__dict__.pop(name, None)
 
 
 def use_sparse_kernels(model: torch.nn.Module, lang: str) -> Optional[str]:
@@ -135,9 +140,8 @@ def use_sparse_kernels(model: torch.nn.Module, lang: str) -> Optional[str]:
     if other:
         raise ValueError(f"activate language {lang} before building its sparse weights (use_language); "
                          f"active: {', '.join(other)}")
+    drop_sparse_kernels(model)
     layers = [layer for masker in maskers for layer in masker.layers]
-    for layer in layers:
-        _restore_masked(layer)
     reasons = _mask_reasons(maskers, lang)
     if maskers:
         weight = maskers[0].params[0]

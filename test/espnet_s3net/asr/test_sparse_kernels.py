@@ -10,7 +10,7 @@ import torch
 from espnet_s3net.asr import sparse_kernels
 from espnet_s3net.asr.inference import use_language
 from espnet_s3net.asr.sparse_kernels import SemiStructuredLinear, use_sparse_kernels
-from espnet_s3net.masks.language_masker import MaskedLinear, attach_masker
+from espnet_s3net.masks.language_masker import MaskedLinear, attach_masker, find_maskers
 from espnet_s3net.masks.mask_file import SubnetMasks
 from espnet_s3net.masks.pruning import prunable_parameters, random_masks
 from espnet_s3net.models.xlsr import XLSRModel, get_config
@@ -112,11 +112,15 @@ def test_the_sparse_weights_hold_one_language(monkeypatch, caplog):
     assert torch.equal(_encode(model), expected["es"])
     assert set(model.state_dict()) == set(_model().state_dict())  # the sparse weights are not saved
 
-    use_language(model, "fr")  # switched without rebuilding: an error, not es's weights
+    for masker in find_maskers(model):  # switched without rebuilding: an error, not es's weights
+        masker.activate("fr")
     with pytest.raises(RuntimeError, match="sparse weights of language es, which is no longer active"):
         _encode(model)
     with pytest.raises(ValueError, match="activate language es before"):
         use_sparse_kernels(model, "es")
+    use_language(model, "fr")  # without sparse_kernels: the dense masked layers again
+    assert all(type(layer) is MaskedLinear for layer in _layers(model))
+    assert torch.equal(_encode(model), expected["fr"])
     use_language(model, "fr", sparse_kernels=True)
     assert all(layer.sparse_lang == "fr" for layer in _layers(model))
     assert torch.equal(_encode(model), expected["fr"])
