@@ -54,12 +54,15 @@ def shrink_ctc_frames(
     # index of each kept frame's run among its utterance's non-blank runs
     segment = torch.cumsum(run_start & keep, dim=1) - 1
     shrunk_lengths = (run_start & keep).sum(dim=1)
-    max_len = int(shrunk_lengths.max()) if batch else 0
+    max_len = int(shrunk_lengths.max()) if batch else 0  # the one value read back from the device
 
-    batch_index = torch.arange(batch, device=hidden.device)[:, None].expand(batch, frames)
-    flat = (batch_index * max_len + segment)[keep]  # (K,) into the flattened (B * T') rows
-    sums = hidden.new_zeros(batch * max_len, dim).index_add(0, flat, hidden[keep])
-    counts = hidden.new_zeros(batch * max_len).index_add(0, flat, hidden.new_ones(flat.numel()))
+    rows = batch * max_len
+    batch_index = torch.arange(batch, device=hidden.device)[:, None]
+    # each frame's row of the flattened (B * T') output; frames not kept go to a spare row
+    # (no boolean indexing: its size would be read back from the device)
+    flat = torch.where(keep, batch_index * max_len + segment, rows).reshape(-1)  # (B * T,)
+    sums = hidden.new_zeros(rows + 1, dim).index_add(0, flat, hidden.reshape(-1, dim))[:rows]
+    counts = hidden.new_zeros(rows + 1).index_add(0, flat, hidden.new_ones(flat.numel()))[:rows]
     shrunk = sums / counts.clamp(min=1)[:, None]
     return shrunk.view(batch, max_len, dim), shrunk_lengths
 
@@ -82,9 +85,9 @@ def interpolate_to(seq: torch.Tensor, lengths: torch.Tensor, target_lengths: tor
         whole utterance where ``lengths[b] == 0``.
     """
     batch, _, dim = seq.shape
+    max_target = int(target_lengths.max()) if batch else 0  # read where the lengths are (the CPU for a teacher's)
     lengths = lengths.to(seq.device)
     target_lengths = target_lengths.to(seq.device)
-    max_target = int(target_lengths.max()) if batch else 0
     if seq.shape[1] == 0:  # every source is empty
         return seq.new_zeros(batch, max_target, dim)
     position = torch.arange(max_target, device=seq.device)[None, :]  # (1, N)
@@ -144,8 +147,8 @@ class L2SDistillLoss(torch.nn.Module):
                 f"{self.projection.out_features}"
             )
         shrunk, shrunk_lengths = shrink_ctc_frames(hidden, hidden_lengths, ctc_logits, self.blank)
-        teacher_lengths = teacher_lengths.to(hidden.device)
         aligned = interpolate_to(shrunk, shrunk_lengths, teacher_lengths)  # (B, N', D)
+        teacher_lengths = teacher_lengths.to(hidden.device)
         projected = self.projection(aligned)  # (B, N', E)
         tokens = projected.shape[1]
         mask = torch.arange(tokens, device=hidden.device)[None, :] < teacher_lengths[:, None]

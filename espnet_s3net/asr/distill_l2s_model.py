@@ -253,6 +253,11 @@ class DistillL2SASRModel(ESPnetASRModel):
         if self.distill_l2s is None:
             raise RuntimeError("Distill-L2S: this model was built for decoding (no projection); rebuild it for "
                                "training")
+        texts = names = None
+        if self.distill_l2s.lambda_ != 0:
+            # read back from the device before the speech forward is queued, not after it (a wait for all of it)
+            texts = [decode_language(row) for row in sentences.cpu()]
+            names = None if langs is None else [decode_language(row) for row in langs.cpu()]
         self._capture = []
         try:
             loss, stats, weight = super().forward(speech, speech_lengths, text, text_lengths, **kwargs)
@@ -261,28 +266,27 @@ class DistillL2SASRModel(ESPnetASRModel):
             self._capture = None
         if isinstance(encoder_out, tuple):  # intermediate CTC outputs
             encoder_out = encoder_out[0]
-        if self.distill_l2s.lambda_ == 0:  # plain CTC: the teacher does not run
+        if texts is None:  # lambda 0, plain CTC: the teacher does not run
             loss_l2s = torch.zeros((), dtype=loss.dtype, device=loss.device)
         else:
-            loss_l2s = self._l2s_loss(encoder_out, encoder_out_lens, sentences, langs, kwargs.get("utt_id"))
+            loss_l2s = self._l2s_loss(encoder_out, encoder_out_lens, texts, names, kwargs.get("utt_id"))
         loss = loss + loss_l2s
         stats["loss_l2s"] = loss_l2s.detach()
         stats["loss"] = loss.detach()
         return force_gatherable((loss, stats, weight), loss.device)
 
-    def _l2s_loss(self, encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor, sentences: torch.Tensor,
-                  langs: Optional[torch.Tensor], utt_ids: Optional[Sequence[str]]) -> torch.Tensor:
+    def _l2s_loss(self, encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor, texts: List[str],
+                  langs: Optional[List[str]], utt_ids: Optional[Sequence[str]]) -> torch.Tensor:
         teacher = self.load_teacher().to(encoder_out.device)
-        texts = [decode_language(row) for row in sentences]
         out = teacher(texts)
         self._count_skips(out.skipped, langs, utt_ids)
         with torch.no_grad():
             ctc_logits = self.ctc.ctc_lo(encoder_out)
         return self.distill_l2s(encoder_out, encoder_out_lens, ctc_logits, out.states, out.lengths)
 
-    def _count_skips(self, skipped: Sequence[Optional[str]], langs: Optional[torch.Tensor],
+    def _count_skips(self, skipped: Sequence[Optional[str]], langs: Optional[List[str]],
                      utt_ids: Optional[Sequence[str]]) -> None:
-        names = [decode_language(row) for row in langs] if langs is not None else [UNKNOWN_LANGUAGE] * len(skipped)
+        names = langs if langs is not None else [UNKNOWN_LANGUAGE] * len(skipped)
         for i, (reason, lang) in enumerate(zip(skipped, names)):
             self._seen[lang] = self._seen.get(lang, 0) + 1
             if reason is None:

@@ -33,8 +33,8 @@ TEACHER_TYPES = ("self_trained", "huggingface")
 
 @dataclasses.dataclass
 class TeacherStates:
-    """States ``(B, N, E)`` (zeros beyond ``lengths``), content-token counts ``(B,)``, and per
-    sentence None or the reason it was skipped."""
+    """States ``(B, N, E)`` (zeros beyond ``lengths``, on the teacher's device), content-token
+    counts ``(B,)`` (on the CPU), and per sentence None or the reason it was skipped."""
 
     states: torch.Tensor
     lengths: torch.Tensor
@@ -56,8 +56,9 @@ def blank_pieces(pieces: Sequence[str]) -> torch.Tensor:
 
 def _content_states(states: torch.Tensor, content: torch.Tensor, unknown: torch.Tensor,
                     empty_text: Sequence[bool]) -> TeacherStates:
-    """Left-align the ``content`` positions of ``states``; skip sentences with no content or
-    only ``unknown`` content tokens."""
+    """Left-align the ``content`` positions of ``states`` (B, N, E); skip sentences with no
+    content or only ``unknown`` content tokens. ``content`` and ``unknown`` (B, N) are on the
+    CPU, so the bookkeeping reads nothing back from the states' device."""
     counts = content.sum(dim=1)
     unknown_counts = (unknown & content).sum(dim=1)
     skipped: List[Optional[str]] = []
@@ -70,15 +71,14 @@ def _content_states(states: torch.Tensor, content: torch.Tensor, unknown: torch.
             skipped.append(f"all {count} tokens are unknown (or bare word boundaries) to the tokenizer")
         else:
             skipped.append(None)
-    keep = torch.tensor([s is None for s in skipped], device=states.device)
-    content = content & keep[:, None]
+    content = content & torch.tensor([s is None for s in skipped])[:, None]
     lengths = content.sum(dim=1)
     # stable sort puts content positions first, in order
     order = torch.sort((~content).to(torch.int8), dim=1, stable=True).indices
     width = int(lengths.max()) if len(skipped) else 0
-    order = order[:, :width]
+    order = order[:, :width].to(states.device)
     packed = torch.gather(states, 1, order[:, :, None].expand(-1, -1, states.shape[-1]))
-    valid = torch.arange(width, device=states.device)[None, :] < lengths[:, None]
+    valid = (torch.arange(width)[None, :] < lengths[:, None]).to(states.device)
     return TeacherStates(torch.where(valid[:, :, None], packed, 0.0), lengths, skipped)
 
 
@@ -139,11 +139,10 @@ class SelfTrainedTextTeacher(TextTeacher):
 
         rows = encode_sentences(self.processor, sentences, self.model.cfg.max_len)
         ids, lengths = pad_ids(rows)
-        ids, lengths = ids.to(self.device), lengths.to(self.device)
-        states = _select_layer(self.model(ids, lengths), self.layer)
-        positions = torch.arange(ids.shape[1], device=self.device)[None, :]
+        states = _select_layer(self.model(ids.to(self.device), lengths.to(self.device)), self.layer)
+        positions = torch.arange(ids.shape[1])[None, :]
         content = (positions >= 1) & (positions < lengths[:, None]) & (ids != EOS)
-        unknown = (ids == UNK) | self.blank.to(self.device)[ids]
+        unknown = (ids == UNK) | self.blank[ids]
         return _content_states(states, content, unknown, [not s.strip() for s in sentences])
 
 
@@ -203,12 +202,12 @@ class HFTextTeacher(TextTeacher):
     def _encode(self, sentences: List[str]) -> TeacherStates:
         enc = self.tokenizer(sentences, padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt", return_special_tokens_mask=True, return_attention_mask=True)
-        ids = enc["input_ids"].to(self.device)
-        attention = enc["attention_mask"].to(self.device)
-        out = self.model(input_ids=ids, attention_mask=attention, output_hidden_states=True)
+        ids, attention = enc["input_ids"], enc["attention_mask"]
+        out = self.model(input_ids=ids.to(self.device), attention_mask=attention.to(self.device),
+                         output_hidden_states=True)
         states = _select_layer(out.hidden_states, self.layer)
-        content = attention.bool() & ~enc["special_tokens_mask"].to(self.device).bool()
-        unknown = self.blank.to(self.device)[ids.clamp(max=len(self.blank) - 1)]
+        content = attention.bool() & ~enc["special_tokens_mask"].bool()
+        unknown = self.blank[ids.clamp(max=len(self.blank) - 1)]
         if self.unk_id is not None:
             unknown |= ids == self.unk_id
         return _content_states(states, content, unknown, [not s.strip() for s in sentences])
