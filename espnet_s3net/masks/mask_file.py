@@ -58,7 +58,7 @@ def unpack_bits(packed: torch.Tensor, numel: int, out: Optional[torch.Tensor] = 
     if out.shape != (numel,) or out.dtype != torch.uint8:
         raise ValueError(f"unpacking {numel} bits into a {out.dtype} tensor of shape {tuple(out.shape)}")
     if packed.device.type != "cpu":
-        return out.copy_(unpack_bits_by_shifts(packed, numel))
+        return unpack_bits_by_shifts(packed, numel, out)
 
     def in_chunks():
         source = packed.numpy()
@@ -71,10 +71,19 @@ def unpack_bits(packed: torch.Tensor, numel: int, out: Optional[torch.Tensor] = 
     return out
 
 
-def unpack_bits_by_shifts(packed: torch.Tensor, numel: int) -> torch.Tensor:
-    """:func:`unpack_bits` with tensor ops only (any device, e.g. CUDA)."""
+def unpack_bits_by_shifts(packed: torch.Tensor, numel: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`unpack_bits` with tensor ops only (any device, e.g. CUDA): a shift and a mask
+    written into ``out`` (uint8 (numel,), allocated when None), no temporary of its size."""
     shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
-    return (packed.unsqueeze(1) >> shifts).bitwise_and_(1).view(-1)[:numel]
+    if out is None:
+        out = torch.empty(numel, dtype=torch.uint8, device=packed.device)
+    whole, tail = divmod(numel, 8)
+    body = out[:8 * whole].view(whole, 8)
+    torch.bitwise_right_shift(packed[:whole].unsqueeze(1), shifts, out=body)
+    body.bitwise_and_(1)
+    if tail:
+        out[8 * whole:] = (packed[whole] >> shifts[:tail]) & 1
+    return out
 
 
 class SubnetMasks:

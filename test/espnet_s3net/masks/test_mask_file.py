@@ -29,6 +29,10 @@ def test_unpacking_on_cpu_and_by_shifts_agree():
     packed = SubnetMasks.from_dense({"es": {"w": flat}}, {}).packed("es")
     assert torch.equal(unpack_bits(packed, 1003), flat.to(torch.uint8))
     assert torch.equal(unpack_bits_by_shifts(packed, 1003), flat.to(torch.uint8))
+    for numel in (1000, 1003):  # into a buffer (the path of CUDA devices), with and without a partial byte
+        out = torch.full((numel,), 7, dtype=torch.uint8)
+        assert unpack_bits_by_shifts(packed[:(numel + 7) // 8], numel, out) is out
+        assert torch.equal(out, flat[:numel].to(torch.uint8))
 
 
 @pytest.mark.parametrize("mode", ["library", "chunks"])
