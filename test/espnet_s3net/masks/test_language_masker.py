@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from espnet_s3net.masks import language_masker
-from espnet_s3net.masks.language_masker import MaskedLinear, attach_masker, find_maskers
+from espnet_s3net.masks.language_masker import OPTIM_STATE_POLICIES, MaskedLinear, attach_masker, find_maskers
 from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
 from espnet_s3net.masks.pruning import nm_violation, prunable_parameters, random_masks
 
@@ -356,6 +356,35 @@ def test_amp_masked_steps_on_cuda(dtype):
         assert not torch.equal(params[n].detach()[es[n]], before[n][es[n]]), n
     if dtype == torch.float16:
         assert scaler.get_scale() < 65536.0  # the poisoned step was skipped and the scale lowered
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("policy", OPTIM_STATE_POLICIES)
+def test_masked_steps_do_not_wait_for_the_gpu(policy):
+    """Language switches (the unpack, with a partial last byte here), the masked forward and
+    backward and the restore around the optimizer step only queue work on the GPU: a
+    device-to-host synchronisation there would stall every training step."""
+    if not torch.cuda.is_available():
+        pytest.fail("no CUDA device: run the gpu tests on a machine with one")
+    model = Toy().cuda()
+    masker = attach_masker(model, _masks(model), optim_state_policy=policy)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    masker.attach_optimizer(optimizer)
+    x = torch.randn(4, 6, device="cuda")
+
+    def step(lang):
+        masker.activate(lang)
+        model(x).pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step("fr")  # the first activation moves the packed masks to the GPU (a blocking copy), Adam makes its state
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for lang in ("es", "fr", "es"):
+            step(lang)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
 
 
 def test_training_with_nm_masks_keeps_the_pattern(tmp_path):
