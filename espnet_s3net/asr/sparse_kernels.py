@@ -120,7 +120,11 @@ def _device_reasons(device: torch.device, dtype: torch.dtype, probe: bool) -> Li
 def drop_sparse_kernels(model: torch.nn.Module) -> None:
     """Every masked layer of ``model`` back to the dense masked path (``W ⊙ m``); drops the
     sparse weights (nothing to do where none were built)."""
-    for masker in find_maskers(model):
+    _drop(find_maskers(model))
+
+
+def _drop(maskers: List[LanguageMasker]) -> None:
+    for masker in maskers:
         for layer in masker.layers:
             layer.__class__ = MaskedLinear
             for name in ("sparse_weight", "sparse_mask", "sparse_lang"):
@@ -140,7 +144,7 @@ def use_sparse_kernels(model: torch.nn.Module, lang: str) -> Optional[str]:
     if other:
         raise ValueError(f"activate language {lang} before building its sparse weights (use_language); "
                          f"active: {', '.join(other)}")
-    drop_sparse_kernels(model)
+    _drop(maskers)
     layers = [layer for masker in maskers for layer in masker.layers]
     reasons = _mask_reasons(maskers, lang)
     if maskers:

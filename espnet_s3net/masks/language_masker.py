@@ -205,7 +205,7 @@ class LanguageMasker:
         """Give every layer its mask and scratch (``masks`` None: none, the dense layer) and
         the error its forward raises (None: it runs). Written into the layers' ``__dict__``:
         these are plain attributes, and ``nn.Module.__setattr__``, which first looks for a
-        parameter, buffer or submodule of the name, made a switch cost about 2 ms of Python
+        parameter, buffer or submodule of the name, added about 0.75 ms of Python to a switch
         on a 72-layer model, exposed on a GPU."""
         for i, layer in enumerate(self.layers):
             mask = None if masks is None else masks[i]
