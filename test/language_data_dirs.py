@@ -89,18 +89,18 @@ def data_args(d: Path, text: bool = False, lang: bool = True):
     return out
 
 
-def train_asr(tmp: Path, config: str) -> subprocess.CompletedProcess:
+def train_asr(tmp: Path, config: str, *args: str) -> subprocess.CompletedProcess:
     """An ESPnet ASR model of the YAML ``config`` (an xlsr_tiny ``s3net`` frontend with
     ``mask_file: masks.pt``) trained by ``python -m espnet2.bin.asr_train`` in ``tmp`` (paths
-    relative to it): data ``train/``, random es/fr masks ``masks.pt``, tokens ``tokens.txt``,
-    output ``exp/``."""
+    relative to it), with more ``args``: data ``train/``, random es/fr masks ``masks.pt``,
+    tokens ``tokens.txt``, output ``exp/``."""
     lang_data(tmp / "train")
     params = prunable_parameters(XLSRModel(get_config("xlsr_tiny")))
     SubnetMasks.from_dense({lang: random_masks(params, 0.5, "layerwise", i) for i, lang in enumerate(LANGS)},
                            {}).save(str(tmp / "masks.pt"))
     (tmp / "conf.yaml").write_text(config)
     (tmp / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
-    return subprocess.run(asr_train_command("exp"), cwd=tmp, capture_output=True, text=True)
+    return subprocess.run(asr_train_command("exp", *args), cwd=tmp, capture_output=True, text=True)
 
 
 def asr_train_command(output_dir: str, *args: str) -> List[str]:

@@ -86,6 +86,31 @@ def unpack_bits_by_shifts(packed: torch.Tensor, numel: int, out: Optional[torch.
     return out
 
 
+def pack_bits(flat: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """uint8 (ceil(n / 8),) of the bool (n,) ``flat``, packed like ``numpy.packbits`` (most
+    significant bit first, the last byte padded with zeros), on ``flat``'s device: numpy on
+    CPU, :func:`pack_bits_by_shifts` elsewhere (e.g. CUDA). With ``out`` (uint8, that shape
+    and device) the bytes are written into it and it is returned."""
+    if flat.device.type != "cpu":
+        return pack_bits_by_shifts(flat, out)
+    packed = torch.from_numpy(np.packbits(flat.numpy()))
+    return packed if out is None else out.copy_(packed)
+
+
+def pack_bits_by_shifts(flat: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`pack_bits` with tensor ops only (any device): each group of 8 shifted and summed
+    (one uint8 temporary of ``flat``'s size)."""
+    whole, tail = divmod(flat.numel(), 8)
+    if out is None:
+        out = torch.empty(whole + bool(tail), dtype=torch.uint8, device=flat.device)
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=flat.device)
+    body = flat[:8 * whole].view(whole, 8).to(torch.uint8)
+    torch.sum(body.bitwise_left_shift_(shifts), dim=1, dtype=torch.uint8, out=out[:whole])
+    if tail:
+        out[whole:] = torch.sum(flat[8 * whole:].to(torch.uint8) << shifts[:tail], dtype=torch.uint8)
+    return out
+
+
 class SubnetMasks:
     """Masks of several languages over the same prunable tensors.
 
@@ -123,8 +148,7 @@ class SubnetMasks:
         for lang, per_name in masks.items():
             if list(per_name) != names:
                 raise ValueError(f"mask of {lang} covers other tensors than the first language's")
-            flat = torch.cat([per_name[n].reshape(-1).to("cpu", torch.bool) for n in names])
-            bits[lang] = torch.from_numpy(np.packbits(flat.numpy()))
+            bits[lang] = pack_bits(torch.cat([per_name[n].reshape(-1).to("cpu", torch.bool) for n in names]))
         return cls(names, shapes, bits, meta)
 
     @classmethod

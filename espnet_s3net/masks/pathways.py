@@ -90,7 +90,7 @@ import numpy as np
 import torch
 
 from espnet_s3net.masks.language_masker import LanguageMasker
-from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+from espnet_s3net.masks.mask_file import SubnetMasks, pack_bits, parameter_fingerprint, unpack_bits
 from espnet_s3net.masks.mask_kernels import accumulate_taylor_
 from espnet_s3net.masks.pruning import SCOPES, UNSTRUCTURED, keep_highest, select_lowest
 
@@ -411,16 +411,14 @@ class PathwaySchedule(torch.nn.Module):
         return out
 
     def _change(self, update) -> None:
-        """New masks for every language from ``update(i, flat bool mask, flat weights)``;
-        stored in ``bits``, given to the masker; accumulators reset."""
+        """New masks for every language from ``update(i, flat bool mask, flat weights)``,
+        unpacked from and packed into ``bits`` on its device; given to the masker;
+        accumulators reset."""
         if self.grow is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(self.grow)  # sinks are per rank; the rest is the same on all ranks
         weights = self._weights()
-        masks = self.masker.masks
-        new = {lang: masks.split(update(i, masks.flat(lang).to(weights.device), weights))
-               for i, lang in enumerate(self.languages)}
-        packed = SubnetMasks.from_dense(new, {})
-        self.bits.copy_(torch.stack([packed.packed(lang) for lang in self.languages]))
+        for i, bits in enumerate(self.bits):
+            pack_bits(update(i, unpack_bits(bits, self.masker.masks.numel).bool(), weights), out=bits)
         for acc in (self.importance, self.grow, self.seen):
             if acc is not None:
                 acc.zero_()

@@ -42,8 +42,10 @@ def prunable_parameters(
 
 def select_lowest(scores: torch.Tensor, k: int, highest: bool = False) -> torch.Tensor:
     """Bool (n,) marking the ``k`` lowest (``highest``: highest) of the 1-D ``scores``;
-    ties at the boundary: earlier positions first, as a stable sort orders them. A k-th
-    value selection, O(n) (about 7x faster than a sort at 85M scores on CPU)."""
+    ties at the boundary: earlier positions first, as a stable sort orders them. On CPU a
+    k-th value selection, O(n) (about 7x faster than a sort at 85M scores); on a GPU a
+    stable radix sort (``kthvalue`` runs one thread block per slice there: seconds for
+    millions of scores)."""
     n = scores.numel()
     chosen = torch.zeros(n, dtype=torch.bool, device=scores.device)
     if k <= 0:
@@ -52,6 +54,9 @@ def select_lowest(scores: torch.Tensor, k: int, highest: bool = False) -> torch.
         return chosen.fill_(True)
     if torch.isnan(scores).any():
         raise ValueError(f"{int(torch.isnan(scores).sum())} of {n} scores are NaN: masks rank finite scores")
+    if scores.is_cuda:
+        chosen[torch.sort(scores, descending=highest, stable=True).indices[:k]] = True
+        return chosen
     threshold = torch.kthvalue(scores, n - k + 1 if highest else k).values
     chosen = scores > threshold if highest else scores < threshold
     ties = (scores == threshold).nonzero().squeeze(1)[:k - int(chosen.sum())]

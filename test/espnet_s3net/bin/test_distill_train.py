@@ -80,6 +80,26 @@ def test_resumed_run_matches_the_uninterrupted_one_and_is_read_as_a_pretrained_m
     assert int(capsys.readouterr().out.split()[-1]) == sum(p.numel() for p in model.xlsr.parameters())
 
 
+@pytest.mark.gpu
+def test_distillation_on_gpu(teacher):
+    """``--ngpu 1``: the frozen teacher and the student on the GPU; the student trains and its
+    model file is read on the CPU as a pre-trained XLSR model."""
+    from espnet_s3net.masks.extraction import load_source_model
+
+    if not torch.cuda.is_available():
+        pytest.fail("no CUDA device: run the gpu tests on a machine with one")
+    out = teacher / "gpu"
+    distill_train.main(_args(teacher, out, 1, "--ngpu", "1"))
+    trained = torch.load(out / "1epoch.pth", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("teacher") for k in trained)
+    start = torch.load(teacher / "teacher" / "model.pth", weights_only=True)
+    assert not torch.equal(trained["xlsr.encoder.transformer.layers.1.feed_forward.output_dense.weight"],
+                           start["xlsr.encoder.transformer.layers.3.feed_forward.output_dense.weight"])
+    model, _ = load_source_model(torch.device("cpu"), str(out / "config.yaml"), str(out / "1epoch.pth"))
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, trained[name]), name
+
+
 def test_unknown_student_options_are_refused(teacher):
     with pytest.raises(ValueError, match="model_conf \\(the student\\) takes only xlsr_conf"):
         distill_train.main(_args(teacher, teacher / "bad", 1, "--ngpu", "0", "--model_conf",

@@ -1,8 +1,16 @@
+import numpy as np
 import pytest
 import torch
 
 from espnet_s3net.masks import mask_file, mask_kernels
-from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits, unpack_bits_by_shifts
+from espnet_s3net.masks.mask_file import (
+    SubnetMasks,
+    pack_bits,
+    pack_bits_by_shifts,
+    parameter_fingerprint,
+    unpack_bits,
+    unpack_bits_by_shifts,
+)
 from espnet_s3net.masks.pruning import random_masks
 
 
@@ -33,6 +41,17 @@ def test_unpacking_on_cpu_and_by_shifts_agree():
         out = torch.full((numel,), 7, dtype=torch.uint8)
         assert unpack_bits_by_shifts(packed[:(numel + 7) // 8], numel, out) is out
         assert torch.equal(out, flat[:numel].to(torch.uint8))
+
+
+@pytest.mark.parametrize("numel", [1, 8, 1000, 1003])
+def test_packing_on_cpu_and_by_shifts_agree(numel):
+    flat = torch.rand(numel) < 0.5
+    expected = torch.from_numpy(np.packbits(flat.numpy()))  # the mask file's order
+    assert torch.equal(pack_bits(flat), expected)
+    assert torch.equal(pack_bits_by_shifts(flat), expected)
+    out = torch.full_like(expected, 7)  # into a buffer (a row of the pathways' bits)
+    assert pack_bits_by_shifts(flat, out) is out and torch.equal(out, expected)
+    assert pack_bits(flat, out.fill_(7)) is out and torch.equal(out, expected)
 
 
 @pytest.mark.parametrize("mode", ["library", "chunks"])

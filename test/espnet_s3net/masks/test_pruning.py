@@ -39,6 +39,17 @@ def test_selection_is_a_stable_sort_prefix(highest):
         assert torch.equal(select_lowest(scores, k, highest), expected), k
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("highest", [False, True])
+def test_selection_on_the_gpu_is_the_cpu_selection(highest):
+    if not torch.cuda.is_available():
+        pytest.fail("no CUDA device: run the gpu tests on a machine with one")
+    gen = torch.Generator().manual_seed(4)
+    scores = torch.randint(0, 1000, (3_000_001,), generator=gen).float()  # ties at every boundary
+    for k in (1, 1_234_567, 3_000_000):
+        assert torch.equal(select_lowest(scores.cuda(), k, highest).cpu(), select_lowest(scores, k, highest)), k
+
+
 def test_nan_scores_are_refused():
     with pytest.raises(ValueError, match="1 of 3 scores are NaN"):
         select_lowest(torch.tensor([0.1, float("nan"), 0.3]), 1)

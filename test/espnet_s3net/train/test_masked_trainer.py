@@ -121,10 +121,11 @@ seed: 1
 """
 
 
-def test_training_steps_touch_only_the_batch_language(tmp_path, monkeypatch):
-    """Through ESPnet's training loop: every training batch activates its language, and
-    a step of language l changes no weight outside m^l (Adam's momentum from the other
-    language's steps included)."""
+@pytest.mark.parametrize("ngpu", ["0", pytest.param("1", marks=pytest.mark.gpu)])
+def test_training_steps_touch_only_the_batch_language(tmp_path, monkeypatch, ngpu):
+    """Through ESPnet's training loop (on CPU, or ``--ngpu 1``): every training batch activates
+    its language, and a step of language l changes no weight outside m^l (Adam's momentum
+    from the other language's steps included)."""
     from language_data_dirs import data_args, lang_data, start_model
 
     from espnet_s3net.bin import ssl_train
@@ -137,19 +138,22 @@ def test_training_steps_touch_only_the_batch_language(tmp_path, monkeypatch):
 
     def recording_activate(self, lang):
         if self.module.training:
-            snapshots.append((lang, [p.detach().clone() for p in self.params]))
+            snapshots.append((lang, [p.detach().cpu().clone() for p in self.params]))
         activate(self, lang)
 
     monkeypatch.setattr(LanguageMasker, "activate", recording_activate)
-    ssl_train.main(["--config", str(tmp_path / "conf.yaml"), "--output_dir", str(tmp_path / "exp"), "--ngpu", "0",
+    if ngpu == "1" and not torch.cuda.is_available():
+        pytest.fail("no CUDA device: run the gpu tests on a machine with one")
+    ssl_train.main(["--config", str(tmp_path / "conf.yaml"), "--output_dir", str(tmp_path / "exp"), "--ngpu", ngpu,
                     "--init_param", str(tmp_path / "init.pth"), *data_args(lang_data(tmp_path / "data"))])
     assert len(snapshots) == 8
     assert {lang for lang, _ in snapshots} == {"es", "fr"}
     # ESPnet's reporter summarises the loss per language (and writes it to TensorBoard)
-    epoch = torch.load(tmp_path / "exp" / "checkpoint.pth", weights_only=False)["reporter"]["stats"][1]
+    checkpoint = torch.load(tmp_path / "exp" / "checkpoint.pth", weights_only=False, map_location="cpu")
+    epoch = checkpoint["reporter"]["stats"][1]
     assert {"loss_es", "loss_fr", "loss_contrastive", "temp", "code_ppl", "acc"} <= set(epoch["train"])
     assert {"loss_es", "loss_fr"} <= set(epoch["valid"])
-    final = torch.load(tmp_path / "exp" / "1epoch.pth", weights_only=True)
+    final = torch.load(tmp_path / "exp" / "1epoch.pth", weights_only=True, map_location="cpu")
     after = [(None, [final[f"xlsr.{n}"] for n in masks.names])]
     for (lang, before), (_, later) in zip(snapshots, snapshots[1:] + after):
         dense = masks.dense(lang)

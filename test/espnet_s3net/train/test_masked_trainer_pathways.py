@@ -56,8 +56,8 @@ def trained(tmp_path_factory):
     return tmp
 
 
-def test_final_masks_reach_the_target_exactly_and_each_round_is_saved(trained):
-    out = trained / "exp" / "pathways"
+def _assert_rounds_reach_the_target(out: Path):
+    """Every round's mask file in ``out`` (and ``masks.pt``) keeps exactly the weights its round allows."""
     assert sorted(p.name for p in out.iterdir()) == ["masks.pt", "masks_round1.pt", "masks_round2.pt",
                                                      "scores.rank0.pth"]
     for name, r in (("masks_round1.pt", 1), ("masks_round2.pt", 2), ("masks.pt", 2)):
@@ -66,12 +66,31 @@ def test_final_masks_reach_the_target_exactly_and_each_round_is_saved(trained):
         for lang in LANGS:
             kept = [int(m.sum()) for m in masks.dense(lang).values()]
             assert kept == [kept_after_round(n, 0.5, r, 2) for n in map(torch.Size.numel, masks.shapes.values())]
+
+
+def test_final_masks_reach_the_target_exactly_and_each_round_is_saved(trained):
+    out = trained / "exp" / "pathways"
+    _assert_rounds_reach_the_target(out)
     final = SubnetMasks.load(str(out / "masks.pt"))
     assert final.meta["sparsity"] == 0.5 and final.meta["updates"] == 6
     assert final.meta["method"] == "dynamic_pathways"
     assert final.fingerprint != SubnetMasks.load(str(out / "masks_round2.pt")).fingerprint  # the regrow at 5
     with open(write_report(str(out / "masks.pt")), encoding="utf-8") as f:
         assert "method dynamic_pathways, scope layerwise" in f.read()
+
+
+@pytest.mark.gpu
+def test_pathways_on_gpu(tmp_path):
+    """The same schedule with ``--ngpu 1``: Taylor scores, pruning rounds and the regrow on the
+    GPU; every round's masks at the target, the regrow at constant sparsity."""
+    if not torch.cuda.is_available():
+        pytest.fail("no CUDA device: run the gpu tests on a machine with one")
+    result = train_asr(tmp_path, CTC.format(pathways=PATHWAYS), "--ngpu", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "exp" / "pathways"
+    _assert_rounds_reach_the_target(out)
+    final, round2 = (SubnetMasks.load(str(out / name)) for name in ("masks.pt", "masks_round2.pt"))
+    assert final.meta["updates"] == 6 and final.fingerprint != round2.fingerprint  # the regrow at 5
 
 
 def test_decoding_uses_the_final_masks_without_a_mask_file(trained):
