@@ -1,5 +1,5 @@
 """DistilXLSR through ``python -m espnet_s3net.bin.distill_train``: an ESPnet training run,
-``--resume``, DDP (slow), and the experiment read downstream as a pre-trained XLSR model."""
+``--resume``, DDP (2 CPU ranks), and the experiment read downstream as a pre-trained XLSR model."""
 
 import os
 import subprocess
@@ -106,7 +106,7 @@ def test_unknown_student_options_are_refused(teacher):
                                  "mask_file=masks.pt"))
 
 
-@pytest.mark.slow
+@pytest.mark.ddp
 def test_two_rank_ddp_run_through_espnets_distributed_path(teacher):
     """Two CPU ranks (gloo), started as ESPnet starts one process per node; both end with
     the same student."""
