@@ -28,6 +28,19 @@ def _run(recipe: Path, *args, ok: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.parametrize("script,args,message", [
+    ("run.sh", ["--finetune_models", "xlsr_cont s3net"], "finetune_models: unknown model 's3net'"),
+    ("run.sh", ["--seeds", "1 two"], "seeds must be non-negative integers, got 'two'"),
+    ("run_paper.sh", ["--seeds", " "], "--seeds is empty; the comparison needs seeds"),
+])
+def test_bad_arms_and_seeds_stop_before_any_stage(tmp_path, script, args, message):
+    recipe = copy_recipe(tmp_path)
+    result = subprocess.run([f"./{script}", "--synth_size", "tiny", "--langs", LANGS, *args], cwd=recipe,
+                            capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
+    assert not (recipe / "synth_cv").exists() and not (recipe / "exp").exists()
+
+
 def _command(log: Path) -> str:
     """The command line that utils/run_local.sh writes at the top of a job's log."""
     return log.read_text().splitlines()[0] + " "

@@ -15,6 +15,14 @@ seeds="1 2 3"
 # global TE, conf/extract_te_global.yaml, is one more arm: add te_global / s3net_te_global)
 subnet_methods="lth te lth_global random_global lth_2of4"
 finetune_models="xlsr xlsr_cont s3net_lth s3net_te s3net_lth_global s3net_random_global s3net_lth_2of4 adapter gating"
+prev=
+for arg in "$@"; do
+    if [ "${prev}" = --seeds ] && [ -z "${arg//[[:space:]]/}" ]; then
+        echo "run_paper.sh: Error: --seeds is empty; the comparison needs seeds (e.g. --seeds \"1 2 3\")" >&2
+        exit 1
+    fi
+    prev=${arg}
+done
 
 ./s3net.sh \
     --langs "${langs}" \
