@@ -44,8 +44,8 @@ def select_lowest(scores: torch.Tensor, k: int, highest: bool = False) -> torch.
     """Bool (n,) marking the ``k`` lowest (``highest``: highest) of the 1-D ``scores``;
     ties at the boundary: earlier positions first, as a stable sort orders them. On CPU a
     k-th value selection, O(n) (about 7x faster than a sort at 85M scores); on a GPU a
-    stable radix sort (``kthvalue`` runs one thread block per slice there: seconds for
-    millions of scores)."""
+    stable radix sort (``kthvalue`` runs one thread block per slice there: 593 ms against
+    5.4 ms at 85M scores on an H200)."""
     n = scores.numel()
     chosen = torch.zeros(n, dtype=torch.bool, device=scores.device)
     if k <= 0:
