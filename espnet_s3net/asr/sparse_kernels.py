@@ -32,6 +32,7 @@ from torch.sparse import (
 )
 
 from espnet_s3net.masks.language_masker import LanguageMasker, MaskedLinear, find_maskers
+from espnet_s3net.masks.mask_kernels import Mask, masked_weight
 
 PATTERN = "2:4"
 KERNEL_DTYPES = (torch.float16, torch.bfloat16)
@@ -45,7 +46,7 @@ class SemiStructuredLinear(MaskedLinear):
     Inference only; raises when the layer's active mask is not ``sparse_mask``."""
 
     sparse_weight: Optional[SparseSemiStructuredTensor] = None
-    sparse_mask: Optional[torch.Tensor] = None
+    sparse_mask: Optional[Mask] = None
     sparse_lang: Optional[str] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,7 +158,8 @@ def use_sparse_kernels(model: torch.nn.Module, lang: str) -> Optional[str]:
         return why
     with torch.no_grad():
         for layer in layers:
-            sparse = to_sparse_semi_structured((layer.weight * layer.lang_mask).contiguous())
+            masked = masked_weight(layer.weight, layer.lang_mask, torch.empty_like(layer.weight))
+            sparse = to_sparse_semi_structured(masked)
             layer.__class__ = SemiStructuredLinear
             layer.sparse_weight, layer.sparse_mask, layer.sparse_lang = sparse, layer.lang_mask, lang
     logging.info(f"language {lang}: {len(layers)} linear layers compute with {PATTERN} semi-structured sparse "

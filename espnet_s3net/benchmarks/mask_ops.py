@@ -4,18 +4,18 @@ The ``masked_step`` benchmark measures the whole step; this one explains its
 ``overhead_weight_copies``. For one weight of ``--shape`` (float32; default an XLSR base
 feed-forward matrix), each element-wise pass a masked step makes is timed (median of
 ``--repeats``, one CPU thread or the GPU with a synchronize) and divided by the time of
-one copy of the weight. Three designs are then summed per step (forward, backward, the
+one copy of the weight. The designs are then summed per step (forward, backward, the
 restore around the optimizer step):
 
-- ``uint8_mask`` (what :mod:`espnet_s3net.masks.language_masker` does): the active
-  language's mask as uint8 (1 byte per weight), read by the passes of
-  :mod:`espnet_s3net.masks.mask_kernels` (on CPU C loops built with the system compiler, on CUDA
-  PyTorch's mixed-dtype kernels), each one pass: ``W ⊙ m`` in the forward and again in
-  the backward (recomputed, not saved), the gradient masked, the weights copied before the
-  step and put back by a select after it;
-- ``uint8_mask_eager``: the same with eager PyTorch ops on CPU, which convert the mask
-  into the weight's dtype in a pass of its own before each use (the fallback where
-  nothing can be built);
+- ``masker`` (what :mod:`espnet_s3net.masks.language_masker` does), each one pass of
+  :mod:`espnet_s3net.masks.mask_kernels`: ``W ⊙ m`` in the forward and again in the backward
+  (recomputed, not saved), the gradient masked, the weights copied before the step and put
+  back by a select after it. The mask is read as the masker holds it: on CPU its bits (the
+  C loops built with the system compiler), on CUDA uint8, 1 byte per weight (PyTorch's
+  mixed-dtype kernels; ``unpack_at_switch`` fills it from the bits);
+- ``uint8_mask_eager``: uint8 masks with eager PyTorch ops, which on CPU convert the mask
+  into the weight's dtype in a pass of its own before each use (the masker's form on CPU
+  where nothing can be built);
 - ``float_mask``: the eager ops with the mask kept in the weight's dtype (4 bytes per
   weight, +3 over uint8, through the activation peak): no conversions;
 - ``float_mask_saved``: also saving ``W ⊙ m`` for the backward (+4 more bytes per weight
@@ -23,9 +23,9 @@ restore around the optimizer step):
 
 ``extra_bytes_per_weight`` is what each design holds beyond the dense model through the
 forward and backward (the bit-packed masks of every language, 1/8 byte per language, come
-on top of all three). ``unpack_at_switch``: the weight's bit-packed mask unpacked into the
-uint8 one (:func:`espnet_s3net.masks.mask_file.unpack_bits`), once per language switch, not
-in the per-step sums. Also timed, for the record: ``torch.where``/``masked_fill`` with a
+on top of all of them). ``unpack_at_switch``: the weight's bit-packed mask unpacked into the
+uint8 one (:func:`espnet_s3net.masks.mask_file.unpack_bits`), once per language switch on
+CUDA, not in the per-step sums. Also timed, for the record: ``torch.where``/``masked_fill`` with a
 bool mask, the obvious single-pass alternatives (on this CPU build they are not
 vectorised and cost many copies).
 """
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from espnet_s3net.benchmarks._timing import on_device, timed
-from espnet_s3net.masks.mask_file import unpack_bits
+from espnet_s3net.masks.mask_file import PackedMask, unpack_bits
 from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, restore_
 
 
@@ -57,6 +57,8 @@ def main(argv: List[str]) -> dict:
     mask_u8 = (torch.rand(shape, generator=gen) < 0.5).to(torch.uint8).to(dev)
     mask_f, mask_b, zero = mask_u8.to(w.dtype), mask_u8.bool(), torch.zeros((), device=dev)
     packed = torch.from_numpy(np.packbits(mask_u8.cpu().numpy())).to(dev)
+    on_cpu = torch.device(dev).type == "cpu"
+    mask = PackedMask(packed, mask_u8.shape) if on_cpu else mask_u8  # the masker's form on this device
 
     def median_s(call: Callable[[], object]) -> float:
         call()
@@ -64,9 +66,9 @@ def main(argv: List[str]) -> dict:
 
     copy_s = median_s(lambda: kept.copy_(w))
     ops = {
-        "masked_weight": lambda: masked_weight(w, mask_u8, out),
-        "mask_grad": lambda: mask_grad_(g, mask_u8),
-        "restore": lambda: restore_(out, kept, mask_u8),
+        "masked_weight": lambda: masked_weight(w, mask, out),
+        "mask_grad": lambda: mask_grad_(g, mask),
+        "restore": lambda: restore_(out, kept, mask),
         "convert_mask": lambda: out.copy_(mask_u8),
         "mul_float_mask": lambda: torch.mul(w, mask_f, out=out),
         "grad_mul_float_mask": lambda: g.mul_(mask_f),
@@ -81,8 +83,8 @@ def main(argv: List[str]) -> dict:
     restore = copies["copy_before_step"] + copies["lerp_restore"]
     designs = {
         # forward, backward (recompute + gradient), restore (+ its conversion)
-        "uint8_mask": (2 * copies["masked_weight"] + copies["mask_grad"] + copies["copy_before_step"]
-                       + copies["restore"]),
+        "masker": (2 * copies["masked_weight"] + copies["mask_grad"] + copies["copy_before_step"]
+                   + copies["restore"]),
         "uint8_mask_eager": 2 * apply_u8 + copies["grad_mul_float_mask"] + restore + copies["convert_mask"],
         "float_mask": 2 * copies["mul_float_mask"] + copies["grad_mul_float_mask"] + restore,
         "float_mask_saved": copies["mul_float_mask"] + copies["grad_mul_float_mask"] + restore,
@@ -90,6 +92,7 @@ def main(argv: List[str]) -> dict:
     return {
         "op_weight_copies": copies,
         "step_weight_copies": designs,
-        "extra_bytes_per_weight": {"uint8_mask": 1, "uint8_mask_eager": 1, "float_mask": 4, "float_mask_saved": 8},
+        "extra_bytes_per_weight": {"masker": 0 if on_cpu else 1, "uint8_mask_eager": 1, "float_mask": 4,
+                                   "float_mask_saved": 8},
         "copy_ms": 1e3 * copy_s, "shape": list(shape), "device": dev, "repeats": args.repeats,
     }

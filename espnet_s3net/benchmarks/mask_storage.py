@@ -2,9 +2,8 @@
 
 Builds random layerwise masks (``--sparsity``) for ``--langs`` languages over the default
 prunable tensors of xlsr_base, writes the mask file and reports its size in bits per
-prunable weight per language (target ≤ 1.01), and the median time to load the file,
-unpack one language and put it on the model's weights (``LanguageMasker.activate``),
-in milliseconds.
+prunable weight per language (target ≤ 1.01), and the median time to load the file and
+put one language on the model's weights (``LanguageMasker.activate``), in milliseconds.
 """
 
 import argparse

@@ -3,13 +3,15 @@
 Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l``
 (S3Net, language-adaptive training):
 
-1. :meth:`LanguageMasker.activate` unpacks ``m^l`` (kept bit-packed on the weights'
-   device for every language; only the active one is unpacked, as uint8) and hands it
-   to the linear layers, which become :class:`MaskedLinear` (same parameters, same
-   state dict). Their forward computes ``y = x (W ⊙ m^l)ᵀ + b`` and their backward
-   recomputes ``W ⊙ m^l`` instead of saving it (no extra activation memory) and
-   returns ``∂L/∂W ⊙ m^l``: gradient clipping, DDP's all-reduce and the optimizer only
-   see the sub-network's gradient. The stored weights are never overwritten by the
+1. :meth:`LanguageMasker.activate` hands ``m^l`` to the linear layers, which become
+   :class:`MaskedLinear` (same parameters, same state dict). Every language's masks are
+   kept bit-packed; on CPU the layers get the bits themselves (views of the mask file's,
+   :class:`~espnet_s3net.masks.mask_file.PackedMask`), which the CPU passes read directly;
+   on a GPU, whose element-wise kernels read bytes, the active language is unpacked into
+   one uint8 buffer on the device at a switch. Their forward computes
+   ``y = x (W ⊙ m^l)ᵀ + b`` and their backward recomputes ``W ⊙ m^l`` instead of saving
+   it (no extra activation memory) and returns ``∂L/∂W ⊙ m^l``: gradient clipping, DDP's
+   all-reduce and the optimizer only see the sub-network's gradient. The stored weights are never overwritten by the
    mask, so ``state_dict`` is always the dense model.
 2. In every step of an attached optimizer, weights outside ``m^l`` are put back
    bit-identical: the step's pre-hook updates the prunable weights a chunk at a time
@@ -33,14 +35,14 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    into float32 sinks: the gradient of weights outside ``m^l``, which the optimizer never
    sees, for a regrow criterion. Without sinks nothing changes.
 
-Memory: one bit per prunable weight and language, plus one byte per prunable weight
-for the active language; nothing weight-sized lives through the forward and backward
-(the restore buffer, 32 MiB or the largest weight with its ``frozen`` state, lives only
-during the step). Time per
-step, in passes over the prunable weights (:mod:`espnet_s3net.masks.mask_kernels`, each
-reading the uint8 mask in the pass): ``W ⊙ m`` twice per layer (forward, and recomputed in
-the backward), the gradient masked once, and the restore is a copy and one select; a
-language switch unpacks one language's bits. The alternative of zeroing the weights in
+Memory: one bit per prunable weight and language (on a GPU, plus one byte per prunable
+weight for the active language); nothing weight-sized lives through the forward and
+backward (the restore buffer, 32 MiB or the largest weight with its ``frozen`` state, lives
+only during the step). Time per step, in passes over the prunable weights
+(:mod:`espnet_s3net.masks.mask_kernels`, each reading the mask in the pass): ``W ⊙ m``
+twice per layer (forward, and recomputed in the backward), the gradient masked once, and
+the restore is a copy and one select; on a GPU a language switch unpacks one language's
+bits. The alternative of zeroing the weights in
 place for the whole step is a little cheaper in passes but keeps a weight-sized copy of
 the pruned values alive at the activation peak.
 """
@@ -52,8 +54,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint, unpack_bits
-from espnet_s3net.masks.mask_kernels import load_cpu_passes, mask_grad_, masked_weight, restore_
+from espnet_s3net.masks.mask_file import PackedMask, SubnetMasks, parameter_fingerprint, unpack_bits
+from espnet_s3net.masks.mask_kernels import Mask, load_cpu_passes, mask_grad_, masked_weight, restore_
 
 OPTIM_STATE_POLICIES = ("shared", "frozen")
 
@@ -69,7 +71,8 @@ def _aligned_bytes(t: torch.Tensor) -> int:
 
 
 class _MaskedLinearFunction(torch.autograd.Function):
-    """``x (W ⊙ m)ᵀ + b`` saving ``x``, ``W`` and ``m`` (not the masked weight); with a
+    """``x (W ⊙ m)ᵀ + b`` saving ``x``, ``W`` and ``m`` (its bits, for a packed mask; not the
+    masked weight); with a
     ``sink`` (float32, W's shape) the backward adds the unmasked ``(∂L/∂W)²`` into it.
 
     ``scratch``: a buffer of W's dtype and shape, shared by the layers of that shape, into
@@ -82,14 +85,17 @@ class _MaskedLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, mask, scratch, sink):
-        ctx.save_for_backward(x, weight, mask)
-        ctx.scratch, ctx.sink = scratch, sink
+        packed = isinstance(mask, PackedMask)
+        ctx.save_for_backward(x, weight, mask.bits if packed else mask)
+        ctx.scratch, ctx.sink, ctx.packed = scratch, sink, packed
         ctx.has_bias = bias is not None
         return F.linear(x, masked_weight(weight, mask, scratch), bias)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight, mask = ctx.saved_tensors
+        if ctx.packed:
+            mask = PackedMask(mask, weight.shape)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             masked = masked_weight(weight, mask, ctx.scratch)
@@ -105,13 +111,14 @@ class _MaskedLinearFunction(torch.autograd.Function):
 
 
 class MaskedLinear(torch.nn.Linear):
-    """``nn.Linear`` that uses its weight through ``lang_mask`` (uint8 0/1 of the
-    weight's shape, set by :class:`LanguageMasker` with a ``scratch`` buffer of the
-    weight's shape and dtype; ``None``: the dense layer). While no language is active,
+    """``nn.Linear`` that uses its weight through ``lang_mask`` (a
+    :data:`~espnet_s3net.masks.mask_kernels.Mask`: the weight's bits, or uint8 0/1 of its
+    shape; set by :class:`LanguageMasker` with a ``scratch`` buffer of the weight's shape
+    and dtype; ``None``: the dense layer). While no language is active,
     ``inactive_error`` holds the message a forward raises: a model with sub-networks is
     never run dense by accident. ``grad_sink``: see :meth:`LanguageMasker.set_grad_sinks`."""
 
-    lang_mask: Optional[torch.Tensor] = None
+    lang_mask: Optional[Mask] = None
     scratch: Optional[torch.Tensor] = None
     inactive_error: Optional[str] = None
     grad_sink: Optional[torch.Tensor] = None
@@ -151,9 +158,10 @@ class LanguageMasker:
         self.layers: List[MaskedLinear] = [_as_masked_linear(module, name) for name in masks.names]
         self.params: List[torch.nn.Parameter] = [layer.weight for layer in self.layers]
         self.active: Optional[str] = None
-        self._mask: Optional[List[torch.Tensor]] = None
-        self._packed: Dict[str, torch.Tensor] = {}
-        self._unpacked_buffer: Optional[torch.Tensor] = None  # uint8 (numel,), see _unpacked
+        self._mask: Optional[List[Mask]] = None
+        self._packed: Dict[str, torch.Tensor] = {}  # off the CPU: every language's bits on the device
+        self._packed_split: Dict[str, List[PackedMask]] = {}  # on CPU: per language, per tensor
+        self._unpacked_buffer: Optional[torch.Tensor] = None  # uint8 (numel,), see _masks_of
         self._scratch: Dict[tuple, torch.Tensor] = {}
         self._buffer: Optional[torch.Tensor] = None  # uint8, see _kept_views
         self._hidden: Optional[List[Optional[torch.Tensor]]] = None  # gradients hidden from the step
@@ -162,11 +170,17 @@ class LanguageMasker:
         self._stepped: List[Optional[tuple]] = [None] * len(self.params)  # grads the last step used
         self.deactivate()
 
-    def _unpacked(self, lang: str) -> List[torch.Tensor]:
-        """``lang``'s masks as uint8 views of the unpacked buffer on the weights' device: one
-        buffer, allocated at the first activation and refilled at every language switch,
-        instead of a weight-count-sized allocation (fresh pages) per switch."""
+    def _masks_of(self, lang: str) -> List[Mask]:
+        """``lang``'s masks in ``masks.names`` order. On CPU with the compiled passes: its bits
+        (:meth:`SubnetMasks.packed_split`, kept per language). Elsewhere (a GPU, or no C
+        compiler): uint8 views of the unpacked buffer on the weights' device: one buffer,
+        allocated at the first activation and refilled at every language switch, instead of a
+        weight-count-sized allocation (fresh pages) per switch."""
         device = self.params[0].device
+        if device.type == "cpu" and load_cpu_passes():
+            if lang not in self._packed_split:
+                self._packed_split[lang] = list(self.masks.packed_split(lang).values())
+            return self._packed_split[lang]
         packed = self._packed.get(lang)
         if packed is None or packed.device != device:
             self._packed = {k: self.masks.packed(k).to(device) for k in self.masks.languages}
@@ -195,9 +209,7 @@ class LanguageMasker:
             )
         self.deactivate()
         if lang in self.masks.languages:
-            if self.params[0].device.type == "cpu":
-                load_cpu_passes()  # builds the CPU passes at the first activation, before any forward
-            self._mask = self._unpacked(lang)
+            self._mask = self._masks_of(lang)  # on CPU, builds the passes at the first activation
         self.active = lang
         self._set_layers(self._mask, None)
 
@@ -356,9 +368,9 @@ class LanguageMasker:
             raise RuntimeError("masks changed while gradients are pending: change them after an optimizer "
                                "step and before the next backward")
         self.masks = masks
-        self._packed = {}
+        self._packed, self._packed_split = {}, {}
         if self._mask is not None:
-            self._mask = self._unpacked(self.active)
+            self._mask = self._masks_of(self.active)
             self._set_layers(self._mask, None)
 
     def set_grad_sinks(self, sinks: Optional[Sequence[torch.Tensor]]) -> None:

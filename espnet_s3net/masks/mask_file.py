@@ -16,12 +16,11 @@ whenever masks are built or loaded.
 
 import hashlib
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
 
-from espnet_s3net.masks.mask_kernels import unpack_bits_
 from espnet_s3net.masks.pruning import UNSTRUCTURED, check_pattern, nm_violation
 
 FORMAT = "espnet_s3net.subnet_masks"
@@ -41,34 +40,17 @@ def parameter_fingerprint(module: torch.nn.Module, names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-#: packed bytes per numpy call when unpacking into a given buffer on CPU (256 KiB unpacked)
-UNPACK_CHUNK_BYTES = 1 << 15
-
-
 def unpack_bits(packed: torch.Tensor, numel: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """uint8 (numel,) of 0/1 from uint8 (ceil(numel / 8),) packed like ``numpy.packbits``
-    (most significant bit first), computed on ``packed``'s device. With ``out`` (uint8
-    (numel,), same device) the bits are written into it and it is returned; on CPU in one
-    pass (:func:`espnet_s3net.masks.mask_kernels.unpack_bits_`) or, without the compiled
-    passes, a cache-sized chunk at a time: nothing of its size is allocated."""
-    if out is None:
-        if packed.device.type == "cpu":  # numpy's C loop: ~20x faster than shifting on CPU
-            return torch.from_numpy(np.unpackbits(packed.numpy(), count=numel))
-        return unpack_bits_by_shifts(packed, numel)
-    if out.shape != (numel,) or out.dtype != torch.uint8:
+    (most significant bit first), computed on ``packed``'s device: numpy on CPU,
+    :func:`unpack_bits_by_shifts` elsewhere (e.g. CUDA). With ``out`` (uint8 (numel,), same
+    device) the bits are written into it and it is returned."""
+    if out is not None and (out.shape != (numel,) or out.dtype != torch.uint8):
         raise ValueError(f"unpacking {numel} bits into a {out.dtype} tensor of shape {tuple(out.shape)}")
     if packed.device.type != "cpu":
         return unpack_bits_by_shifts(packed, numel, out)
-
-    def in_chunks():
-        source = packed.numpy()
-        for start in range(0, source.size, UNPACK_CHUNK_BYTES):
-            count = min(8 * UNPACK_CHUNK_BYTES, numel - 8 * start)
-            chunk = np.unpackbits(source[start:start + UNPACK_CHUNK_BYTES], count=count)
-            out[8 * start:8 * start + count].copy_(torch.from_numpy(chunk))
-
-    unpack_bits_(out, packed, in_chunks)
-    return out
+    flat = torch.from_numpy(np.unpackbits(packed.numpy(), count=numel))  # ~20x faster than shifting on CPU
+    return flat if out is None else out.copy_(flat)
 
 
 def unpack_bits_by_shifts(packed: torch.Tensor, numel: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -109,6 +91,18 @@ def pack_bits_by_shifts(flat: torch.Tensor, out: Optional[torch.Tensor] = None) 
     if tail:
         out[whole:] = torch.sum(flat[8 * whole:].to(torch.uint8) << shifts[:tail], dtype=torch.uint8)
     return out
+
+
+class PackedMask(NamedTuple):
+    """One tensor's mask as bits: ``bits`` uint8 (ceil(numel / 8),) in ``numpy.packbits``
+    order (element ``i`` is bit ``7 - i % 8`` of byte ``i // 8``), ``shape`` the tensor's."""
+
+    bits: torch.Tensor
+    shape: torch.Size
+
+    def unpacked(self) -> torch.Tensor:
+        """uint8 0/1 of ``shape`` (a new tensor on the bits' device)."""
+        return unpack_bits(self.bits, self.shape.numel()).view(self.shape)
 
 
 class SubnetMasks:
@@ -192,6 +186,18 @@ class SubnetMasks:
             out[name] = flat[start:start + shape.numel()].view(shape)
             start += shape.numel()
         return out
+
+    def packed_split(self, lang: str) -> Dict[str, PackedMask]:
+        """``{name: PackedMask}`` for ``lang``: views of the stored bits where every tensor
+        starts on a whole byte, else each tensor's bits packed anew from its first byte (a
+        copy, 1/8 byte per weight)."""
+        packed = self.packed(lang)
+        starts = np.cumsum([0] + [self.shapes[n].numel() for n in self.names])
+        if all(start % 8 == 0 for start in starts[:-1]):
+            return {name: PackedMask(packed[start // 8:(end + 7) // 8], self.shapes[name])
+                    for name, start, end in zip(self.names, starts, starts[1:])}
+        return {name: PackedMask(pack_bits(mask.reshape(-1)), mask.shape)
+                for name, mask in self.split(unpack_bits(packed, self._numel).bool()).items()}
 
     def dense(self, lang: str) -> Dict[str, torch.Tensor]:
         """``{name: bool tensor of the tensor's shape}`` for ``lang``."""

@@ -1,26 +1,28 @@
 """The weight-sized element-wise passes of masked training, each one pass over memory.
 
-A language mask is uint8 0/1 of the weight's shape (1 byte per weight, see
-:mod:`espnet_s3net.masks.language_masker`). Each pass reads it inside the pass:
+A weight's language mask comes in one of two forms (see
+:mod:`espnet_s3net.masks.language_masker`): :class:`~espnet_s3net.masks.mask_file.PackedMask`,
+its bits as stored (1 bit per weight), or a uint8 0/1 tensor of the weight's shape (1 byte
+per weight). Each pass reads the mask inside the pass:
 
 - :func:`masked_weight` ``out = W ⊙ m`` (forward, and again in the backward);
 - :func:`mask_grad_` ``g ← g ⊙ m``, first adding ``g²`` into a float32 sink if one is given;
 - :func:`restore_` ``W ← m ? W : kept`` (exact: the kept value or the step's, never a mix);
-- :func:`accumulate_taylor_` ``acc += (g ⊙ W)²`` (pathway importance, no mask);
-- :func:`unpack_bits_` a language's bit-packed mask into the uint8 one (at a switch).
+- :func:`accumulate_taylor_` ``acc += (g ⊙ W)²`` (pathway importance, no mask).
 
-On CUDA, PyTorch's element-wise kernels cast mixed dtypes on the fly: each pass is one
-kernel. On CPU they would first convert the mask into a temporary (a weight-sized
-allocation and one more pass), so the passes are the C loops of ``mask_passes.c``, built
-by :func:`load_cpu_passes` with the system C compiler (``$CC`` or ``cc``; ``-O3 -march=native
--fopenmp``, about a second) into ``$ESPNET_S3NET_CACHE`` (default
-``~/.cache/espnet_s3net``), once per source, compiler and CPU, and loaded with
-:mod:`ctypes`: a process holds one small library, not a compiler. Each call splits the
-elements over ``torch.get_num_threads()`` threads. The selects (``masked_weight``,
-``mask_grad_``, ``restore_``) move elements as integers of their width, so they serve any
-2-, 4- or 8-byte dtype; the squares need float32 or float64. Where nothing can be built (no
-C compiler), and for other dtypes or non-contiguous tensors, the eager forms run (same
-results, a warning once when the build fails).
+On CPU a packed mask is read by the C loops of ``mask_passes.c`` (each byte of bits spread
+over eight elements in vector registers: no unpacked mask exists anywhere), built by
+:func:`load_cpu_passes` with the system C compiler (``$CC`` or ``cc``; ``-O3 -march=native
+-fopenmp``, about a second) into ``$ESPNET_S3NET_CACHE`` (default ``~/.cache/espnet_s3net``),
+once per source, compiler and CPU, and loaded with :mod:`ctypes`: a process holds one small
+library, not a compiler. Each call splits the elements over ``torch.get_num_threads()``
+threads. The selects (``masked_weight``, ``mask_grad_``, ``restore_``) move elements as
+integers of their width, so they serve any 2-, 4- or 8-byte dtype; the squares need float32
+or float64. A uint8 mask goes to the eager forms: PyTorch's element-wise kernels, which on
+CUDA cast mixed dtypes on the fly (each pass one kernel) and on CPU first convert the mask
+into a temporary. The eager forms also run where nothing can be built (no C compiler), for
+other dtypes and for non-contiguous tensors, a packed mask then unpacked first (same
+results; a warning once when the build fails).
 """
 
 import ctypes
@@ -32,9 +34,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import torch
+
+from espnet_s3net.masks.mask_file import PackedMask
+
+#: a weight's language mask: its bits, or uint8 0/1 of the weight's shape
+Mask = Union[PackedMask, torch.Tensor]
 
 SOURCE = Path(__file__).with_name("mask_passes.c")
 
@@ -46,7 +53,6 @@ _SIGNATURES = {
         ("masked_weight", 3), ("mask_grad", 2), ("restore", 3))},
     **{f"{name}_{dtype}": 3 for dtype in ("float32", "float64")
        for name in ("mask_grad_with_sink", "accumulate_taylor")},
-    "unpack_bits": 2,
 }
 
 
@@ -148,32 +154,24 @@ def _call(name: str, args, count: int) -> None:
     torch.autograd.graph.increment_version(args[0])
 
 
-def _run(name: Optional[str], eager: Callable[[], None], *args: torch.Tensor) -> None:
-    """The library's pass ``name`` on ``args`` (CPU, contiguous, one element count), else
-    ``eager()``: for ``name`` None (a dtype the library lacks), other tensors, or no library."""
-    first = args[0]
-    if (name is not None and first.device.type == "cpu"
-            and all(a.is_contiguous() and a.numel() == first.numel() for a in args) and load_cpu_passes()):
-        _call(name, args, first.numel())
-    else:
-        eager()
-
-
-def unpack_bits_(out: torch.Tensor, packed: torch.Tensor, eager: Callable[[], None]) -> None:
-    """``out`` (uint8 (numel,)) ← the bits of ``packed`` (uint8 (ceil(numel / 8),),
-    ``numpy.packbits`` order) in one pass, else ``eager()`` (off the CPU, or no library)."""
-    fits = out.dtype == torch.uint8 and packed.element_size() == 1 and packed.numel() == (out.numel() + 7) // 8
-    if (fits and out.device.type == "cpu" and out.is_contiguous() and packed.is_contiguous()
+def _run(name: Optional[str], eager: Callable[[], None], *args: Union[torch.Tensor, PackedMask]) -> None:
+    """The library's pass ``name`` on ``args`` (on CPU and contiguous: tensors of one element
+    count, packed masks of that many bits), else ``eager()``: for ``name`` None (a dtype the
+    library lacks, a uint8 mask), other tensors, or no library."""
+    numel = next(a.numel() for a in args if not isinstance(a, PackedMask))
+    fits = all(a.shape.numel() == numel if isinstance(a, PackedMask) else a.numel() == numel for a in args)
+    tensors = [a.bits if isinstance(a, PackedMask) else a for a in args]
+    if (name is not None and fits and all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)
             and load_cpu_passes()):
-        _call("unpack_bits", (out, packed), out.numel())
+        _call(name, tensors, numel)
     else:
         eager()
 
 
-def _select_pass(name: str, values: torch.Tensor, other: Optional[torch.Tensor], mask: torch.Tensor) -> Optional[str]:
+def _select_pass(name: str, values: torch.Tensor, other: Optional[torch.Tensor], mask: Mask) -> Optional[str]:
     """The library's select ``name`` for ``values`` (and ``other`` of the same dtype) with a
-    1-byte ``mask``, by element width; None if it has none."""
-    if mask.element_size() != 1 or values.element_size() not in (2, 4, 8):
+    packed ``mask``, by element width; None if it has none."""
+    if not isinstance(mask, PackedMask) or values.element_size() not in (2, 4, 8):
         return None
     if other is not None and other.dtype != values.dtype:
         return None
@@ -188,33 +186,39 @@ def _float_pass(name: str, values: torch.Tensor, *same: torch.Tensor) -> Optiona
     return f"{name}_{str(values.dtype).removeprefix('torch.')}"
 
 
-def masked_weight(weight: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def _tensor(mask: Mask) -> torch.Tensor:
+    """``mask`` as 0/1 of the weight's shape (a packed one unpacked), for the eager forms."""
+    return mask.unpacked() if isinstance(mask, PackedMask) else mask
+
+
+def masked_weight(weight: torch.Tensor, mask: Mask, out: torch.Tensor) -> torch.Tensor:
     """``out = weight ⊙ mask`` (``out``: weight's shape and dtype, contiguous); returns ``out``."""
-    _run(_select_pass("masked_weight", weight, out, mask), lambda: torch.mul(weight, mask, out=out), out, weight, mask)
+    _run(_select_pass("masked_weight", weight, out, mask), lambda: torch.mul(weight, _tensor(mask), out=out),
+         out, weight, mask)
     return out
 
 
-def mask_grad_(grad: torch.Tensor, mask: torch.Tensor, sink: Optional[torch.Tensor] = None) -> None:
+def mask_grad_(grad: torch.Tensor, mask: Mask, sink: Optional[torch.Tensor] = None) -> None:
     """``grad ← grad ⊙ mask`` in place; with ``sink`` (float32), ``sink += grad²`` first."""
     def eager():
         if sink is not None:
             sink.addcmul_(grad, grad)
-        grad.mul_(mask)
+        grad.mul_(_tensor(mask))
 
     if sink is None:
         _run(_select_pass("mask_grad", grad, None, mask), eager, grad, mask)
     else:
-        fits = mask.element_size() == 1 and sink.dtype == torch.float32
+        fits = isinstance(mask, PackedMask) and sink.dtype == torch.float32
         _run(_float_pass("mask_grad_with_sink", grad) if fits else None, eager, grad, mask, sink)
 
 
-def restore_(weight: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> None:
+def restore_(weight: torch.Tensor, kept: torch.Tensor, mask: Mask) -> None:
     """``weight ← kept`` where ``mask`` is 0, unchanged where it is 1 (in place, exact)."""
     def eager():
         if weight.device.type == "cpu":  # a lerp with weight 0 or 1 is exact; CPU's where is not vectorised
-            torch.lerp(kept, weight, mask.to(weight.dtype), out=weight)
+            torch.lerp(kept, weight, _tensor(mask).to(weight.dtype), out=weight)
         else:
-            _select(weight, kept, mask)
+            _select(weight, kept, _tensor(mask))
 
     _run(_select_pass("restore", weight, kept, mask), eager, weight, kept, mask)
 

@@ -1,8 +1,9 @@
 /* The CPU masking passes of espnet_s3net.masks.mask_kernels, each one pass over memory.
  *
  * Built and loaded by mask_kernels (with the system C compiler, cached per source, compiler
- * and CPU). Every pass takes contiguous arrays of n elements, a mask m of n bytes (0: off,
- * anything else: on) and the number of threads to split the elements over. The selects move
+ * and CPU). Every pass takes contiguous arrays of n elements, the mask m as n bits (element
+ * i's is bit 7 - i % 8 of byte i / 8, numpy.packbits order; 1: on, 0: off) and the number of
+ * threads to split the elements over. The selects move
  * elements as integers of the element's width (16, 32 or 64 bits), so they serve every
  * floating dtype of that width and are exact: an element is either its own value, the kept
  * one or +0.
@@ -36,27 +37,49 @@ static void run(range_fn f, void *a, const void *b, const void *c, int64_t n, in
     f(a, b, c, 0, n);
 }
 
-/* out = m ? w : 0;  g = m ? g : 0;  w = m ? w : kept  (elements as B-bit integers) */
+/* Over the elements [lo, hi) of a bit mask m (lo a multiple of 8): the body for every element i
+ * with `on` its bit (1 or 0), the whole bytes in an inner loop of eight that compilers
+ * vectorise (a byte broadcast, shifted and compared per lane), then the last hi % 8 bits. */
+#define FOR_EACH_BIT(m, lo, hi, ...)                                                               \
+    for (int64_t j = (lo) / 8; j < (hi) / 8; j++) {                                                \
+        uint32_t byte = (m)[j];                                                                    \
+        for (int k = 0; k < 8; k++) {                                                              \
+            int64_t i = 8 * j + k;                                                                 \
+            uint32_t on = (byte >> (7 - k)) & 1u;                                                  \
+            __VA_ARGS__;                                                                           \
+        }                                                                                          \
+    }                                                                                              \
+    for (int64_t i = (hi) / 8 * 8; i < (hi); i++) {                                                \
+        uint32_t on = ((m)[i / 8] >> (7 - i % 8)) & 1u;                                            \
+        __VA_ARGS__;                                                                               \
+    }
+
+/* out = m ? w : 0;  g = m ? g : 0;  w = m ? w : kept  (elements as B-bit integers; the
+ * forms compilers vectorise best: the bit as an all-ones or all-zeros word and/or'ed with
+ * the values, the gradient's zeros as a masked store) */
 #define SELECTS(B)                                                                                 \
     static void masked_weight_range_##B(void *a, const void *b, const void *c, int64_t lo,        \
                                         int64_t hi) {                                             \
         uint##B##_t *restrict out = a;                                                             \
         const uint##B##_t *restrict w = b;                                                         \
         const uint8_t *restrict m = c;                                                             \
-        for (int64_t i = lo; i < hi; i++) out[i] = m[i] ? w[i] : 0;                               \
+        FOR_EACH_BIT(m, lo, hi, out[i] = w[i] & ((uint##B##_t)0 - (uint##B##_t)on))               \
     }                                                                                              \
     static void mask_grad_range_##B(void *a, const void *b, const void *c, int64_t lo,            \
                                     int64_t hi) {                                                 \
         uint##B##_t *restrict g = a;                                                               \
         const uint8_t *restrict m = b;                                                             \
         (void)c;                                                                                   \
-        for (int64_t i = lo; i < hi; i++) g[i] = m[i] ? g[i] : 0;                                  \
+        FOR_EACH_BIT(m, lo, hi, g[i] = on ? g[i] : 0)                                              \
     }                                                                                              \
     static void restore_range_##B(void *a, const void *b, const void *c, int64_t lo, int64_t hi) { \
         uint##B##_t *restrict w = a;                                                               \
         const uint##B##_t *restrict kept = b;                                                      \
         const uint8_t *restrict m = c;                                                             \
-        for (int64_t i = lo; i < hi; i++) w[i] = m[i] ? w[i] : kept[i];                            \
+        FOR_EACH_BIT(m, lo, hi, {                                                                  \
+            uint##B##_t s = (uint##B##_t)0 - (uint##B##_t)on;                                      \
+            w[i] = (w[i] & s) | (kept[i] & (uint##B##_t)~s);                                       \
+        })                                                                                         \
     }                                                                                              \
     void masked_weight_##B(void *out, const void *w, const void *m, int64_t n, int threads) {     \
         run(masked_weight_range_##B, out, w, m, n, threads);                                       \
@@ -79,11 +102,11 @@ SELECTS(64)
         T *restrict g = a;                                                                         \
         const uint8_t *restrict m = b;                                                             \
         float *restrict sink = (float *)c;                                                         \
-        for (int64_t i = lo; i < hi; i++) {                                                        \
+        FOR_EACH_BIT(m, lo, hi, {                                                                  \
             float x = (float)g[i];                                                                 \
             sink[i] += x * x;                                                                      \
-            g[i] = m[i] ? g[i] : 0;                                                                \
-        }                                                                                          \
+            g[i] = on ? g[i] : 0;                                                                  \
+        })                                                                                         \
     }                                                                                              \
     static void accumulate_taylor_range_##NAME(void *a, const void *b, const void *c, int64_t lo, \
                                                int64_t hi) {                                      \
@@ -104,19 +127,3 @@ SELECTS(64)
 
 SQUARES(float32, float)
 SQUARES(float64, double)
-
-/* out[8j + b] = bit b of packed[j], most significant first (numpy.packbits order), for the
- * n // 8 whole bytes; the exported function adds the last n % 8 bits. */
-static void unpack_bits_range(void *a, const void *b, const void *c, int64_t lo, int64_t hi) {
-    uint8_t *restrict out = a;
-    const uint8_t *restrict packed = b;
-    (void)c;
-    for (int64_t j = lo; j < hi; j++)
-        for (int bit = 0; bit < 8; bit++) out[8 * j + bit] = (packed[j] >> (7 - bit)) & 1;
-}
-
-void unpack_bits(void *out, const void *packed, int64_t n, int threads) {
-    run(unpack_bits_range, out, packed, 0, n / 8, threads);
-    for (int64_t i = n / 8 * 8; i < n; i++)
-        ((uint8_t *)out)[i] = (((const uint8_t *)packed)[i / 8] >> (7 - i % 8)) & 1;
-}

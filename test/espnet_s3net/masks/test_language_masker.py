@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from espnet_s3net.masks import language_masker
+from espnet_s3net.masks import language_masker, mask_kernels
 from espnet_s3net.masks.language_masker import OPTIM_STATE_POLICIES, MaskedLinear, attach_masker, find_maskers
-from espnet_s3net.masks.mask_file import SubnetMasks, parameter_fingerprint
+from espnet_s3net.masks.mask_file import PackedMask, SubnetMasks, pack_bits, parameter_fingerprint
 from espnet_s3net.masks.pruning import nm_violation, prunable_parameters, random_masks
 
 NAMES = ["encoder.transformer.layers.0.attention.q_proj.weight",
@@ -126,8 +126,9 @@ def test_next_language_sees_the_values_left_behind():
     assert not torch.equal(reference(x), _subnetwork(model, masks, "es")(x))
 
 
+@pytest.mark.parametrize("packed", [True, False])
 @pytest.mark.parametrize("autocast", [False, True])
-def test_masked_linear_gradients_match_the_masked_dense_layer(autocast):
+def test_masked_linear_gradients_match_the_masked_dense_layer(autocast, packed):
     torch.manual_seed(3)
     layer, ref = torch.nn.Linear(6, 5), torch.nn.Linear(6, 5)
     mask = (torch.rand(5, 6) < 0.5).to(torch.uint8)
@@ -135,7 +136,8 @@ def test_masked_linear_gradients_match_the_masked_dense_layer(autocast):
         ref.weight.copy_(layer.weight * mask)
         ref.bias.copy_(layer.bias)
     layer.__class__ = MaskedLinear
-    layer.lang_mask, layer.scratch = mask, torch.empty(5, 6)
+    layer.lang_mask = PackedMask(pack_bits(mask.reshape(-1).bool()), mask.shape) if packed else mask
+    layer.scratch = torch.empty(5, 6)
     x = torch.randn(2, 3, 6, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_(True)
     for module, inputs in ((layer, x), (ref, x_ref)):
@@ -245,7 +247,29 @@ def test_first_activation_builds_the_cpu_passes_before_a_forward(monkeypatch):
     assert calls == ["load"]
 
 
-def test_every_language_is_unpacked_into_one_buffer():
+def test_on_cpu_the_layers_read_the_bits_of_the_mask_file():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh(), torch.nn.Linear(4, 6))
+    names = ["0.weight", "2.weight"]  # 32 and 24 weights: each starts on a whole byte
+    gen = torch.Generator().manual_seed(0)
+    dense = {lang: {n: torch.rand(model.get_parameter(n).shape, generator=gen) < 0.5 for n in names}
+             for lang in ("es", "fr")}
+    masks = SubnetMasks.from_dense(dense, {})
+    masker = attach_masker(model, masks)
+    for lang in ("es", "fr", "es"):
+        masker.activate(lang)
+        stored = masks.packed(lang).untyped_storage().data_ptr()
+        for layer, name in zip(masker.layers, names):
+            assert isinstance(layer.lang_mask, PackedMask)
+            assert layer.lang_mask.bits.untyped_storage().data_ptr() == stored
+            assert torch.equal(layer.lang_mask.unpacked(), dense[lang][name].to(torch.uint8))
+        masker.deactivate()
+    assert masker._unpacked_buffer is None  # no byte per weight anywhere
+
+
+def test_without_the_cpu_passes_every_language_is_unpacked_into_one_buffer(monkeypatch):
+    off = mask_kernels._Library()
+    off.error = "disabled by the test"
+    monkeypatch.setattr(mask_kernels, "_library", off)
     model = Toy()
     masks = _masks(model)
     masker = attach_masker(model, masks)
@@ -406,7 +430,7 @@ def test_training_with_nm_masks_keeps_the_pattern(tmp_path):
     for lang in ("es", "fr", "es", "fr"):
         masker.activate(lang)
         for layer, name in zip(masker.layers, masker.masks.names):
-            assert nm_violation(layer.lang_mask, 2, 4) is None, (lang, name)
+            assert nm_violation(layer.lang_mask.unpacked(), 2, 4) is None, (lang, name)
         before = {n: weights[n].detach().clone() for n in params}
         loss, _, _ = model(0.1 * torch.randn(2, 16000, generator=gen), torch.tensor([16000, 12000]))
         loss.backward()

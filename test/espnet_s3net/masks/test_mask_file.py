@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from espnet_s3net.masks import mask_file, mask_kernels
 from espnet_s3net.masks.mask_file import (
     SubnetMasks,
     pack_bits,
@@ -54,27 +53,29 @@ def test_packing_on_cpu_and_by_shifts_agree(numel):
     assert pack_bits(flat, out.fill_(7)) is out and torch.equal(out, expected)
 
 
-@pytest.mark.parametrize("mode", ["library", "chunks"])
-def test_unpacking_into_a_buffer(mode, monkeypatch):
-    if mode == "chunks":  # without the compiled passes: numpy, 16 packed bytes at a time
-        off = mask_kernels._Library()
-        off.error = "disabled by the test"
-        monkeypatch.setattr(mask_kernels, "_library", off)
-        monkeypatch.setattr(mask_file, "UNPACK_CHUNK_BYTES", 16)
-    else:
-        assert mask_kernels.load_cpu_passes()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        for numel in (1003, (1 << 20) + 5):  # a partial last byte; the larger one split over threads
-            flat = torch.rand(numel) < 0.5
-            packed = SubnetMasks.from_dense({"es": {"w": flat}}, {}).packed("es")
-            out = torch.full((numel,), 7, dtype=torch.uint8)
-            assert unpack_bits(packed, numel, out=out) is out and torch.equal(out, flat.to(torch.uint8))
-    finally:
-        torch.set_num_threads(threads)
+def test_unpacking_into_a_buffer():
+    flat = torch.rand(1003) < 0.5
+    packed = SubnetMasks.from_dense({"es": {"w": flat}}, {}).packed("es")
+    out = torch.full((1003,), 7, dtype=torch.uint8)
+    assert unpack_bits(packed, 1003, out=out) is out and torch.equal(out, flat.to(torch.uint8))
     with pytest.raises(ValueError, match="unpacking 1003 bits"):
         unpack_bits(packed, 1003, out=torch.empty(1000, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("shapes, views", [([(4, 6), (2, 4), (3, 5)], True), ([(3, 5), (2, 4)], False)])
+def test_packed_split_gives_each_tensor_its_bits(shapes, views):
+    """Tensors starting on whole bytes get views of the stored bits; otherwise copies."""
+    dense = _masks(shapes)
+    masks = SubnetMasks.from_dense(dense, {})
+    for lang in dense:
+        split = masks.packed_split(lang)
+        assert list(split) == masks.names
+        for name, packed in split.items():
+            assert packed.shape == dense[lang][name].shape
+            assert packed.bits.numel() == (packed.shape.numel() + 7) // 8
+            assert torch.equal(packed.unpacked(), dense[lang][name].to(torch.uint8))
+            shares = packed.bits.untyped_storage().data_ptr() == masks.packed(lang).untyped_storage().data_ptr()
+            assert shares == views
 
 
 def test_storage_is_one_bit_per_weight():

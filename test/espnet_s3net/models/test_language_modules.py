@@ -194,4 +194,4 @@ def test_masks_and_language_modules_compose(tmp_path):
     states[-1].sum().backward()
     assert xlsr.language_modules.gates["fr"].grad is not None and xlsr.language_modules.gates["es"].grad is None
     q = xlsr.encoder.transformer.layers[0].attention.q_proj
-    assert torch.equal(q.weight.grad, q.weight.grad * q.lang_mask)   # the sub-network's gradient only
+    assert torch.equal(q.weight.grad, q.weight.grad * q.lang_mask.unpacked())  # the sub-network's gradient only
