@@ -72,15 +72,24 @@ OPTIMIZERS = {
 }
 
 
+def _without_cpu_passes(monkeypatch):
+    """The masker's other form, as on a GPU or without a C compiler: one byte per weight."""
+    off = mask_kernels._Library()
+    off.error = "disabled by the test"
+    monkeypatch.setattr(mask_kernels, "_library", off)
+
+
 @pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("mode", ["plain", "clip", "accum", "bf16"])
-def test_outside_mask_bit_identical_inside_changes(opt, mode):
+@pytest.mark.parametrize("mode", ["plain", "clip", "accum", "bf16", "byte_masks"])
+def test_outside_mask_bit_identical_inside_changes(opt, mode, monkeypatch):
+    if mode == "byte_masks":
+        _without_cpu_passes(monkeypatch)
     model, masks, masker, optimizer = _setup(OPTIMIZERS[opt])
     params = dict(model.named_parameters())
     # momentum from another language first, so optimizer state is non-zero everywhere
     _steps(model, masker, optimizer, "fr", n=2)
     before = {n: params[n].detach().clone() for n in NAMES}
-    kwargs = {"plain": {}, "clip": {"clip": 1e-3}, "accum": {"accum": 3}, "bf16": {"autocast": True}}[mode]
+    kwargs = {"clip": {"clip": 1e-3}, "accum": {"accum": 3}, "bf16": {"autocast": True}}.get(mode, {})
     _steps(model, masker, optimizer, "es", **kwargs)
     es = masks.dense("es")
     for n in NAMES:
@@ -267,9 +276,7 @@ def test_on_cpu_the_layers_read_the_bits_of_the_mask_file():
 
 
 def test_without_the_cpu_passes_every_language_is_unpacked_into_one_buffer(monkeypatch):
-    off = mask_kernels._Library()
-    off.error = "disabled by the test"
-    monkeypatch.setattr(mask_kernels, "_library", off)
+    _without_cpu_passes(monkeypatch)
     model = Toy()
     masks = _masks(model)
     masker = attach_masker(model, masks)
