@@ -25,8 +25,8 @@ restore around the optimizer step):
 forward and backward (the bit-packed masks of every language, 1/8 byte per language, come
 on top of all of them). ``unpack_at_switch``: the weight's bit-packed mask unpacked into the
 uint8 one (:func:`espnet_s3net.masks.mask_file.unpack_bits`), once per language switch on
-CUDA, not in the per-step sums. Also timed, for the record: ``torch.where``/``masked_fill`` with a
-bool mask, the obvious single-pass alternatives (on this CPU build they are not
+CUDA, not in the per-step sums. Also timed, for the record: ``torch.where``/``masked_fill``
+with a bool mask, the obvious single-pass alternatives (on this CPU build they are not
 vectorised and cost many copies).
 """
 

@@ -3,8 +3,8 @@
 A step is ESPnet's: wav2vec 2.0 forward on a fixed batch (``--batch`` utterances of
 ``--seconds`` s, fixed span masks and distractors), backward, Adam step, zero_grad. A
 masked step first activates its language (a switch at every step, the worst case: on a
-GPU its mask is unpacked) and deactivates it after. Random masks of ``--langs`` languages on
-the prunable weights (each kept with probability 0.5).
+GPU its mask is unpacked) and deactivates it after. Random masks of ``--langs`` languages
+on the prunable weights (each kept with probability 0.5).
 
 Time, in this process (one CPU thread, or the GPU with a synchronize around each timed
 call): after one warm-up round, every repeat runs in turn a dense step (a copy of the

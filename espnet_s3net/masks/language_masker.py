@@ -11,8 +11,8 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    one uint8 buffer on the device at a switch. Their forward computes
    ``y = x (W ⊙ m^l)ᵀ + b`` and their backward recomputes ``W ⊙ m^l`` instead of saving
    it (no extra activation memory) and returns ``∂L/∂W ⊙ m^l``: gradient clipping, DDP's
-   all-reduce and the optimizer only see the sub-network's gradient. The stored weights are never overwritten by the
-   mask, so ``state_dict`` is always the dense model.
+   all-reduce and the optimizer only see the sub-network's gradient. The stored weights
+   are never overwritten by the mask, so ``state_dict`` is always the dense model.
 2. In every step of an attached optimizer, weights outside ``m^l`` are put back
    bit-identical: the step's pre-hook updates the prunable weights a chunk at a time
    (:data:`RESTORE_CHUNK_BYTES` on CPU): it copies the chunk into a small buffer, used
@@ -42,9 +42,9 @@ only during the step). Time per step, in passes over the prunable weights
 (:mod:`espnet_s3net.masks.mask_kernels`, each reading the mask in the pass): ``W ⊙ m``
 twice per layer (forward, and recomputed in the backward), the gradient masked once, and
 the restore is a copy and one select; on a GPU a language switch unpacks one language's
-bits. The alternative of zeroing the weights in
-place for the whole step is a little cheaper in passes but keeps a weight-sized copy of
-the pruned values alive at the activation peak.
+bits. The alternative of zeroing the weights in place for the whole step is a little
+cheaper in passes but keeps a weight-sized copy of the pruned values alive at the
+activation peak.
 """
 
 import logging
@@ -72,8 +72,8 @@ def _aligned_bytes(t: torch.Tensor) -> int:
 
 class _MaskedLinearFunction(torch.autograd.Function):
     """``x (W ⊙ m)ᵀ + b`` saving ``x``, ``W`` and ``m`` (its bits, for a packed mask; not the
-    masked weight); with a
-    ``sink`` (float32, W's shape) the backward adds the unmasked ``(∂L/∂W)²`` into it.
+    masked weight); with a ``sink`` (float32, W's shape) the backward adds the unmasked
+    ``(∂L/∂W)²`` into it.
 
     ``scratch``: a buffer of W's dtype and shape, shared by the layers of that shape, into
     which ``W ⊙ m`` is written in the forward and again in the backward (one pass each,

@@ -3,10 +3,9 @@
  * Built and loaded by mask_kernels (with the system C compiler, cached per source, compiler
  * and CPU). Every pass takes contiguous arrays of n elements, the mask m as n bits (element
  * i's is bit 7 - i % 8 of byte i / 8, numpy.packbits order; 1: on, 0: off) and the number of
- * threads to split the elements over. The selects move
- * elements as integers of the element's width (16, 32 or 64 bits), so they serve every
- * floating dtype of that width and are exact: an element is either its own value, the kept
- * one or +0.
+ * threads to split the elements over. The selects move elements as integers of the
+ * element's width (16, 32 or 64 bits), so they serve every floating dtype of that width and
+ * are exact: an element is either its own value, the kept one or +0.
  */
 #include <stdint.h>
 
@@ -37,9 +36,9 @@ static void run(range_fn f, void *a, const void *b, const void *c, int64_t n, in
     f(a, b, c, 0, n);
 }
 
-/* Over the elements [lo, hi) of a bit mask m (lo a multiple of 8): the body for every element i
- * with `on` its bit (1 or 0), the whole bytes in an inner loop of eight that compilers
- * vectorise (a byte broadcast, shifted and compared per lane), then the last hi % 8 bits. */
+/* The statement given, for every element i in [lo, hi) of a bit mask m (lo a multiple of 8)
+ * with `on` its bit (1 or 0): the whole bytes in an inner loop of eight that compilers
+ * vectorise (a byte broadcast, shifted per lane), then the last hi % 8 bits. */
 #define FOR_EACH_BIT(m, lo, hi, ...)                                                               \
     for (int64_t j = (lo) / 8; j < (hi) / 8; j++) {                                                \
         uint32_t byte = (m)[j];                                                                    \
