@@ -50,12 +50,25 @@ def check_sclite() -> str:
 
 
 def check_mask_passes() -> str:
-    """The CPU masking passes of masked training (optional: without them eager ops run)."""
+    """The masking passes of masked training that read bit-packed masks (optional: without
+    them eager ops run): the C library on CPU and, where CUDA is visible, the Triton kernels
+    on the first GPU."""
+    import torch
+
     from espnet_s3net.masks import mask_kernels
 
     if mask_kernels.load_cpu_passes():
-        return f"ok (built with the C compiler, cached in {mask_kernels.cache_dir()})"
-    return f"not built ({mask_kernels._library.error}); masked CPU training uses slower eager ops"
+        report = f"ok (built with the C compiler, cached in {mask_kernels.cache_dir()})"
+    else:
+        report = f"not built ({mask_kernels._library.error}); masked CPU training uses slower eager ops"
+    if torch.cuda.is_available():
+        device = torch.device("cuda", 0)
+        if mask_kernels.load_gpu_passes(device):
+            report += f"; {device}: Triton passes ok"
+        else:
+            report += (f"; {device}: no Triton passes ({mask_kernels.gpu_pass_errors[device]}), masked GPU "
+                       "training uses PyTorch's kernels on a one-byte mask")
+    return report
 
 
 def check_espeak() -> str:

@@ -10,9 +10,12 @@ restore around the optimizer step):
 - ``masker`` (what :mod:`espnet_s3net.masks.language_masker` does), each one pass of
   :mod:`espnet_s3net.masks.mask_kernels`: ``W ⊙ m`` in the forward and again in the backward
   (recomputed, not saved), the gradient masked, the weights copied before the step and put
-  back by a select after it. The mask is read as the masker holds it: on CPU its bits (the
-  C loops built with the system compiler), on CUDA uint8, 1 byte per weight (PyTorch's
-  mixed-dtype kernels; ``unpack_at_switch`` fills it from the bits);
+  back by a select after it. The mask is read as the masker holds it: its bits where the
+  device's passes read them (on CPU the C loops built with the system compiler, on CUDA the
+  Triton kernels; ``masker_reads_bits``), else uint8, 1 byte per weight;
+- ``masker_one_byte_mask``: the same passes on the uint8 mask (the masker's form without
+  those passes: PyTorch's kernels, mixed-dtype on CUDA, ``unpack_at_switch`` filling the
+  mask from the bits at each switch), measured in the same run for comparison;
 - ``uint8_mask_eager``: uint8 masks with eager PyTorch ops, which on CPU convert the mask
   into the weight's dtype in a pass of its own before each use (the masker's form on CPU
   where nothing can be built);
@@ -24,8 +27,8 @@ restore around the optimizer step):
 ``extra_bytes_per_weight`` is what each design holds beyond the dense model through the
 forward and backward (the bit-packed masks of every language, 1/8 byte per language, come
 on top of all of them). ``unpack_at_switch``: the weight's bit-packed mask unpacked into the
-uint8 one (:func:`espnet_s3net.masks.mask_file.unpack_bits`), once per language switch on
-CUDA, not in the per-step sums. Also timed, for the record: ``torch.where``/``masked_fill``
+uint8 one (:func:`espnet_s3net.masks.mask_file.unpack_bits`), once per language switch in
+the one-byte form, not in the per-step sums. Also timed, for the record: ``torch.where``/``masked_fill``
 with a bool mask, the obvious single-pass alternatives (on this CPU build they are not
 vectorised and cost many copies).
 """
@@ -39,7 +42,7 @@ import torch
 
 from espnet_s3net.benchmarks._timing import on_device, timed
 from espnet_s3net.masks.mask_file import PackedMask, unpack_bits
-from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, restore_
+from espnet_s3net.masks.mask_kernels import mask_grad_, masked_weight, reads_bits, restore_
 
 
 def main(argv: List[str]) -> dict:
@@ -57,8 +60,8 @@ def main(argv: List[str]) -> dict:
     mask_u8 = (torch.rand(shape, generator=gen) < 0.5).to(torch.uint8).to(dev)
     mask_f, mask_b, zero = mask_u8.to(w.dtype), mask_u8.bool(), torch.zeros((), device=dev)
     packed = torch.from_numpy(np.packbits(mask_u8.cpu().numpy())).to(dev)
-    on_cpu = torch.device(dev).type == "cpu"
-    mask = PackedMask(packed, mask_u8.shape) if on_cpu else mask_u8  # the masker's form on this device
+    bits = reads_bits(torch.device(dev))
+    mask = PackedMask(packed, mask_u8.shape) if bits else mask_u8  # the masker's form on this device
 
     def median_s(call: Callable[[], object]) -> float:
         call()
@@ -69,6 +72,9 @@ def main(argv: List[str]) -> dict:
         "masked_weight": lambda: masked_weight(w, mask, out),
         "mask_grad": lambda: mask_grad_(g, mask),
         "restore": lambda: restore_(out, kept, mask),
+        "masked_weight_one_byte": lambda: masked_weight(w, mask_u8, out),
+        "mask_grad_one_byte": lambda: mask_grad_(g, mask_u8),
+        "restore_one_byte": lambda: restore_(out, kept, mask_u8),
         "convert_mask": lambda: out.copy_(mask_u8),
         "mul_float_mask": lambda: torch.mul(w, mask_f, out=out),
         "grad_mul_float_mask": lambda: g.mul_(mask_f),
@@ -85,6 +91,8 @@ def main(argv: List[str]) -> dict:
         # forward, backward (recompute + gradient), restore (+ its conversion)
         "masker": (2 * copies["masked_weight"] + copies["mask_grad"] + copies["copy_before_step"]
                    + copies["restore"]),
+        "masker_one_byte_mask": (2 * copies["masked_weight_one_byte"] + copies["mask_grad_one_byte"]
+                                 + copies["copy_before_step"] + copies["restore_one_byte"]),
         "uint8_mask_eager": 2 * apply_u8 + copies["grad_mul_float_mask"] + restore + copies["convert_mask"],
         "float_mask": 2 * copies["mul_float_mask"] + copies["grad_mul_float_mask"] + restore,
         "float_mask_saved": copies["mul_float_mask"] + copies["grad_mul_float_mask"] + restore,
@@ -92,7 +100,8 @@ def main(argv: List[str]) -> dict:
     return {
         "op_weight_copies": copies,
         "step_weight_copies": designs,
-        "extra_bytes_per_weight": {"masker": 0 if on_cpu else 1, "uint8_mask_eager": 1, "float_mask": 4,
-                                   "float_mask_saved": 8},
+        "masker_reads_bits": bits,
+        "extra_bytes_per_weight": {"masker": 0 if bits else 1, "masker_one_byte_mask": 1, "uint8_mask_eager": 1,
+                                   "float_mask": 4, "float_mask_saved": 8},
         "copy_ms": 1e3 * copy_s, "shape": list(shape), "device": dev, "repeats": args.repeats,
     }

@@ -5,10 +5,12 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
 
 1. :meth:`LanguageMasker.activate` hands ``m^l`` to the linear layers, which become
    :class:`MaskedLinear` (same parameters, same state dict). Every language's masks are
-   kept bit-packed; on CPU the layers get the bits themselves (views of the mask file's,
-   :class:`~espnet_s3net.masks.mask_file.PackedMask`), which the CPU passes read directly;
-   on a GPU, whose element-wise kernels read bytes, the active language is unpacked into
-   one uint8 buffer on the device at a switch. Their forward computes
+   kept bit-packed, and the layers get the bits themselves
+   (:class:`~espnet_s3net.masks.mask_file.PackedMask`: on CPU views of the mask file's, on
+   a GPU of every language's bits moved there once), which the passes read directly (on
+   CPU the C library, on CUDA Triton kernels); where those passes are missing (no C
+   compiler, no Triton), the active language is unpacked into one uint8 buffer on the
+   device at a switch, for PyTorch's kernels. Their forward computes
    ``y = x (W ⊙ m^l)ᵀ + b`` and their backward recomputes ``W ⊙ m^l`` instead of saving
    it (no extra activation memory) and returns ``∂L/∂W ⊙ m^l``: gradient clipping, DDP's
    all-reduce and the optimizer only see the sub-network's gradient. The stored weights
@@ -35,14 +37,14 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    into float32 sinks: the gradient of weights outside ``m^l``, which the optimizer never
    sees, for a regrow criterion. Without sinks nothing changes.
 
-Memory: one bit per prunable weight and language (on a GPU, plus one byte per prunable
-weight for the active language); nothing weight-sized lives through the forward and
+Memory: one bit per prunable weight and language (without the passes that read bits,
+plus one byte per prunable weight for the active language); nothing weight-sized lives through the forward and
 backward (the restore buffer, 32 MiB or the largest weight with its ``frozen`` state, lives
 only during the step). Time per step, in passes over the prunable weights
 (:mod:`espnet_s3net.masks.mask_kernels`, each reading the mask in the pass): ``W ⊙ m``
 twice per layer (forward, and recomputed in the backward), the gradient masked once, and
-the restore is a copy and one select; on a GPU a language switch unpacks one language's
-bits. The alternative of zeroing the weights in place for the whole step is a little
+the restore is a copy and one select; in the one-byte form a language switch also
+unpacks one language's bits. The alternative of zeroing the weights in place for the whole step is a little
 cheaper in passes but keeps a weight-sized copy of the pruned values alive at the
 activation peak.
 """
@@ -55,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from espnet_s3net.masks.mask_file import PackedMask, SubnetMasks, parameter_fingerprint, unpack_bits
-from espnet_s3net.masks.mask_kernels import Mask, load_cpu_passes, mask_grad_, masked_weight, restore_
+from espnet_s3net.masks.mask_kernels import Mask, mask_grad_, masked_weight, reads_bits, restore_
 
 OPTIM_STATE_POLICIES = ("shared", "frozen")
 
@@ -159,8 +161,9 @@ class LanguageMasker:
         self.params: List[torch.nn.Parameter] = [layer.weight for layer in self.layers]
         self.active: Optional[str] = None
         self._mask: Optional[List[Mask]] = None
-        self._packed: Dict[str, torch.Tensor] = {}  # off the CPU: every language's bits on the device
-        self._packed_split: Dict[str, List[PackedMask]] = {}  # on CPU: per language, per tensor
+        self._packed_split: Dict[str, List[PackedMask]] = {}  # where passes read bits: per language, per tensor
+        self._packed_device: Optional[torch.device] = None  # where _packed_split's bits are
+        self._packed: Dict[str, torch.Tensor] = {}  # elsewhere: every language's bits on the device
         self._unpacked_buffer: Optional[torch.Tensor] = None  # uint8 (numel,), see _masks_of
         self._scratch: Dict[tuple, torch.Tensor] = {}
         self._buffer: Optional[torch.Tensor] = None  # uint8, see _kept_views
@@ -171,15 +174,20 @@ class LanguageMasker:
         self.deactivate()
 
     def _masks_of(self, lang: str) -> List[Mask]:
-        """``lang``'s masks in ``masks.names`` order. On CPU with the compiled passes: its bits
-        (:meth:`SubnetMasks.packed_split`, kept per language). Elsewhere (a GPU, or no C
-        compiler): uint8 views of the unpacked buffer on the weights' device: one buffer,
-        allocated at the first activation and refilled at every language switch, instead of a
-        weight-count-sized allocation (fresh pages) per switch."""
+        """``lang``'s masks in ``masks.names`` order. Where the device's passes read bits
+        (:func:`~espnet_s3net.masks.mask_kernels.reads_bits`: CPU with the C library, CUDA
+        with Triton): its bits (:meth:`SubnetMasks.packed_split`; on CPU views of the mask
+        file, on a GPU of every language's bits, moved there at the first activation).
+        Elsewhere (no C compiler, no Triton): uint8 views of the unpacked buffer on the
+        weights' device: one buffer, allocated at the first activation and refilled at
+        every language switch, instead of a weight-count-sized allocation (fresh pages) per
+        switch."""
         device = self.params[0].device
-        if device.type == "cpu" and load_cpu_passes():
-            if lang not in self._packed_split:
-                self._packed_split[lang] = list(self.masks.packed_split(lang).values())
+        if reads_bits(device):
+            if self._packed_device != device:
+                self._packed_split = {k: list(self.masks.packed_split(k, None if device.type == "cpu" else device)
+                                              .values()) for k in self.masks.languages}
+                self._packed_device = device
             return self._packed_split[lang]
         packed = self._packed.get(lang)
         if packed is None or packed.device != device:
@@ -368,7 +376,7 @@ class LanguageMasker:
             raise RuntimeError("masks changed while gradients are pending: change them after an optimizer "
                                "step and before the next backward")
         self.masks = masks
-        self._packed, self._packed_split = {}, {}
+        self._packed, self._packed_split, self._packed_device = {}, {}, None
         if self._mask is not None:
             self._mask = self._masks_of(self.active)
             self._set_layers(self._mask, None)

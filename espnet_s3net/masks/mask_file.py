@@ -187,11 +187,11 @@ class SubnetMasks:
             start += shape.numel()
         return out
 
-    def packed_split(self, lang: str) -> Dict[str, PackedMask]:
+    def packed_split(self, lang: str, device: Optional[torch.device] = None) -> Dict[str, PackedMask]:
         """``{name: PackedMask}`` for ``lang``: views of the stored bits where every tensor
         starts on a whole byte, else each tensor's bits packed anew from its first byte (a
-        copy, 1/8 byte per weight)."""
-        packed = self.packed(lang)
+        copy, 1/8 byte per weight). With ``device``: of one copy of the bits moved there."""
+        packed = self.packed(lang) if device is None else self.packed(lang).to(device)
         starts = np.cumsum([0] + [self.shapes[n].numel() for n in self.names])
         if all(start % 8 == 0 for start in starts[:-1]):
             return {name: PackedMask(packed[start // 8:(end + 7) // 8], self.shapes[name])

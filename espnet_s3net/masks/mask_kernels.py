@@ -18,11 +18,14 @@ once per source, compiler and CPU, and loaded with :mod:`ctypes`: a process hold
 library, not a compiler. Each call splits the elements over ``torch.get_num_threads()``
 threads. The selects (``masked_weight``, ``mask_grad_``, ``restore_``) move elements as
 integers of their width, so they serve any 2-, 4- or 8-byte dtype; the squares need float32
-or float64. A uint8 mask goes to the eager forms: PyTorch's element-wise kernels, which on
+or float64. On CUDA the same passes are Triton kernels (:mod:`espnet_s3net.masks.triton_passes`,
+each byte of bits read once per eight elements), loaded and checked against the eager forms
+once per device by :func:`load_gpu_passes`. :func:`reads_bits` says which form a device's
+passes take. A uint8 mask goes to the eager forms: PyTorch's element-wise kernels, which on
 CUDA cast mixed dtypes on the fly (each pass one kernel) and on CPU first convert the mask
-into a temporary. The eager forms also run where nothing can be built (no C compiler), for
-other dtypes and for non-contiguous tensors, a packed mask then unpacked first (same
-results; a warning once when the build fails).
+into a temporary. The eager forms also run where nothing can be built or loaded (no C
+compiler on CPU, no Triton on CUDA), for other dtypes and for non-contiguous tensors, a
+packed mask then unpacked first (same results; a warning once when the passes are missing).
 """
 
 import ctypes
@@ -38,7 +41,7 @@ from typing import Callable, List, Optional, Union
 
 import torch
 
-from espnet_s3net.masks.mask_file import PackedMask
+from espnet_s3net.masks.mask_file import PackedMask, pack_bits
 
 #: a weight's language mask: its bits, or uint8 0/1 of the weight's shape
 Mask = Union[PackedMask, torch.Tensor]
@@ -147,25 +150,86 @@ def load_cpu_passes() -> bool:
     return _library.lib is not None
 
 
-def _call(name: str, args, count: int) -> None:
-    """The library's pass ``name`` over ``count`` elements of ``args``; the first is written
-    in place and counts as modified."""
-    getattr(_library.lib, name)(*(a.data_ptr() for a in args), count, torch.get_num_threads())
-    torch.autograd.graph.increment_version(args[0])
-
-
-def _run(name: Optional[str], eager: Callable[[], None], *args: Union[torch.Tensor, PackedMask]) -> None:
-    """The library's pass ``name`` on ``args`` (on CPU and contiguous: tensors of one element
-    count, packed masks of that many bits), else ``eager()``: for ``name`` None (a dtype the
-    library lacks, a uint8 mask), other tensors, or no library."""
+def _run(name: Optional[str], eager: Callable[[], None], *args: Union[torch.Tensor, PackedMask],
+         gpu: Optional[str] = None) -> None:
+    """A compiled pass on ``args`` when one fits, else ``eager()``. ``name``: the C library's
+    pass for these dtypes and a packed mask (None: none fits: a dtype it lacks, a uint8
+    mask); ``gpu``: the Triton pass of :mod:`espnet_s3net.masks.triton_passes` computing the
+    same (taken under the same conditions as ``name``). They run on contiguous tensors of
+    one element count (packed masks of that many bits) on one device: the C pass on CPU,
+    the Triton pass on CUDA, each when it loads (:func:`reads_bits`)."""
     numel = next(a.numel() for a in args if not isinstance(a, PackedMask))
     fits = all(a.shape.numel() == numel if isinstance(a, PackedMask) else a.numel() == numel for a in args)
     tensors = [a.bits if isinstance(a, PackedMask) else a for a in args]
-    if (name is not None and fits and all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)
-            and load_cpu_passes()):
-        _call(name, tensors, numel)
+    device = tensors[0].device
+    if (name is not None and (device.type == "cpu" or gpu is not None) and fits
+            and all(t.device == device and t.is_contiguous() for t in tensors) and reads_bits(device)):
+        if device.type == "cpu":
+            getattr(_library.lib, name)(*(t.data_ptr() for t in tensors), numel, torch.get_num_threads())
+        else:
+            getattr(_gpu_passes[device], gpu)(*tensors)
+        torch.autograd.graph.increment_version(tensors[0])
     else:
         eager()
+
+
+def load_gpu_passes(device: torch.device) -> bool:
+    """Import the Triton passes and check them on ``device`` (CUDA), once per device and
+    process, against the eager forms on a tensor with a partial last byte; whether they are
+    available. If Triton is missing, a kernel does not build, run or agree, or
+    ``$ESPNET_S3NET_GPU_MASK_PASSES`` is ``0``, this is logged once and the masker uses the
+    eager forms on a one-byte mask instead."""
+    device = torch.device(device)
+    if device not in _gpu_passes:
+        try:
+            if os.environ.get(GPU_PASSES_SWITCH) == "0":
+                raise RuntimeError(f"switched off by {GPU_PASSES_SWITCH}=0")
+            from espnet_s3net.masks import triton_passes
+
+            _check_gpu_passes(triton_passes, device)
+            _gpu_passes[device] = triton_passes
+        except Exception as e:  # an ImportError, or any failure to build or launch a kernel
+            _gpu_passes[device] = None
+            gpu_pass_errors[device] = str(e)
+            logging.warning(f"masked training: the Triton masking passes do not run on {device} ({e}); "
+                            "using PyTorch's kernels on a one-byte copy of the active language's mask")
+    return _gpu_passes[device] is not None
+
+
+#: environment variable: ``0`` keeps the Triton passes off (the one-byte mask on every GPU)
+GPU_PASSES_SWITCH = "ESPNET_S3NET_GPU_MASK_PASSES"
+#: device -> the loaded Triton passes (None: unavailable there); see load_gpu_passes
+_gpu_passes = {}
+#: device -> why the Triton passes are unavailable there
+gpu_pass_errors = {}
+
+
+def _check_gpu_passes(passes, device: torch.device) -> None:
+    """Run each Triton pass on ``device`` (1001 float32 elements) and compare with the eager
+    forms; raises RuntimeError naming the first that differs."""
+    gen = torch.Generator().manual_seed(0)
+    w, kept = (torch.randn(1001, generator=gen).to(device) for _ in range(2))
+    mask = (torch.rand(1001, generator=gen) < 0.5).to(device)
+    bits = pack_bits(mask)
+    out, grad, restored = torch.empty_like(w), w.clone(), w.clone()
+    passes.masked_weight(out, w, bits)
+    passes.mask_grad(grad, bits)
+    passes.restore(restored, kept, bits)
+    expected = {"masked_weight": (out, w * mask), "mask_grad": (grad, w * mask),
+                "restore": (restored, torch.where(mask, w, kept))}
+    for name, (got, want) in expected.items():
+        if not torch.equal(got, want):
+            raise RuntimeError(f"the Triton pass {name} differs from PyTorch's result")
+
+
+def reads_bits(device: torch.device) -> bool:
+    """Whether the passes read a :class:`PackedMask` on ``device``: on CPU with the C library
+    (:func:`load_cpu_passes`), on CUDA with the Triton passes (:func:`load_gpu_passes`). The
+    masker hands the layers bits where this holds, else uint8 masks."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return load_cpu_passes()
+    return device.type == "cuda" and load_gpu_passes(device)
 
 
 def _select_pass(name: str, values: torch.Tensor, other: Optional[torch.Tensor], mask: Mask) -> Optional[str]:
@@ -194,7 +258,7 @@ def _tensor(mask: Mask) -> torch.Tensor:
 def masked_weight(weight: torch.Tensor, mask: Mask, out: torch.Tensor) -> torch.Tensor:
     """``out = weight ⊙ mask`` (``out``: weight's shape and dtype, contiguous); returns ``out``."""
     _run(_select_pass("masked_weight", weight, out, mask), lambda: torch.mul(weight, _tensor(mask), out=out),
-         out, weight, mask)
+         out, weight, mask, gpu="masked_weight")
     return out
 
 
@@ -206,10 +270,11 @@ def mask_grad_(grad: torch.Tensor, mask: Mask, sink: Optional[torch.Tensor] = No
         grad.mul_(_tensor(mask))
 
     if sink is None:
-        _run(_select_pass("mask_grad", grad, None, mask), eager, grad, mask)
+        _run(_select_pass("mask_grad", grad, None, mask), eager, grad, mask, gpu="mask_grad")
     else:
         fits = isinstance(mask, PackedMask) and sink.dtype == torch.float32
-        _run(_float_pass("mask_grad_with_sink", grad) if fits else None, eager, grad, mask, sink)
+        _run(_float_pass("mask_grad_with_sink", grad) if fits else None, eager, grad, mask, sink,
+             gpu="mask_grad_with_sink")
 
 
 def restore_(weight: torch.Tensor, kept: torch.Tensor, mask: Mask) -> None:
@@ -220,7 +285,7 @@ def restore_(weight: torch.Tensor, kept: torch.Tensor, mask: Mask) -> None:
         else:
             _select(weight, kept, _tensor(mask))
 
-    _run(_select_pass("restore", weight, kept, mask), eager, weight, kept, mask)
+    _run(_select_pass("restore", weight, kept, mask), eager, weight, kept, mask, gpu="restore")
 
 
 def _select(weight: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor) -> None:

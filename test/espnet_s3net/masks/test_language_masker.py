@@ -248,7 +248,7 @@ def test_chunked_step_is_the_masked_update_of_the_whole_model(policy, monkeypatc
 
 def test_first_activation_builds_the_cpu_passes_before_a_forward(monkeypatch):
     calls = []
-    monkeypatch.setattr(language_masker, "load_cpu_passes", lambda: calls.append("load"))
+    monkeypatch.setattr(mask_kernels, "load_cpu_passes", lambda: calls.append("load"))
     model = Toy()
     masker = attach_masker(model, _masks(model))
     assert calls == []
@@ -350,13 +350,46 @@ def test_source_fingerprint():
     assert not masker.source_fingerprint_matches(model)
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_amp_masked_steps_on_cuda(dtype):
-    """AMP on a GPU (fp16 with a GradScaler, bf16 without): weights outside the mask stay
-    bit-identical, including a step the scaler skips for an infinite gradient."""
+@pytest.fixture(params=["bits", "one_byte"])
+def gpu_form(request, monkeypatch):
+    """The masker's form on the GPU: ``bits`` (the Triton passes read the packed masks) or
+    ``one_byte`` (the Triton passes unavailable: an unpacked uint8 mask, PyTorch's kernels)."""
     if not torch.cuda.is_available():
         pytest.fail("no CUDA device: run the gpu tests on a machine with one")
+    device = torch.device("cuda", torch.cuda.current_device())
+    if request.param == "one_byte":
+        monkeypatch.setattr(mask_kernels, "_gpu_passes", {device: None})
+    else:
+        assert mask_kernels.load_gpu_passes(device), mask_kernels.gpu_pass_errors.get(device)
+    return request.param
+
+
+def _check_form(masker, form):
+    """Every layer holds the mask in ``form``; no unpacked buffer exists with bits."""
+    bits = form == "bits"
+    assert all(isinstance(layer.lang_mask, PackedMask) == bits for layer in masker.layers)
+    assert (masker._unpacked_buffer is None) == bits
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_layers_read_the_bits_moved_once(gpu_form):
+    model = Toy().cuda()
+    masks = _masks(model)
+    masker = attach_masker(model, masks)
+    for lang in ("es", "fr", "es"):
+        masker.activate(lang)
+        _check_form(masker, gpu_form)
+        for layer, name in zip(masker.layers, masks.names):
+            mask = layer.lang_mask.unpacked() if gpu_form == "bits" else layer.lang_mask
+            assert mask.is_cuda and torch.equal(mask.cpu(), masks.dense(lang)[name].to(torch.uint8))
+        masker.deactivate()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_amp_masked_steps_on_cuda(dtype, gpu_form):
+    """AMP on a GPU (fp16 with a GradScaler, bf16 without): weights outside the mask stay
+    bit-identical, including a step the scaler skips for an infinite gradient."""
     model = Toy().cuda()
     masks = _masks(model)
     masker = attach_masker(model, masks)
@@ -369,6 +402,7 @@ def test_amp_masked_steps_on_cuda(dtype):
 
     def step(lang, poison=False):
         masker.activate(lang)
+        _check_form(masker, gpu_form)
         x = torch.randn(4, 6, device="cuda", generator=gen)
         with torch.autocast("cuda", dtype=dtype):
             loss = model(x).float().pow(2).mean()
@@ -391,12 +425,10 @@ def test_amp_masked_steps_on_cuda(dtype):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("policy", OPTIM_STATE_POLICIES)
-def test_masked_steps_do_not_wait_for_the_gpu(policy):
-    """Language switches (the unpack, with a partial last byte here), the masked forward and
-    backward and the restore around the optimizer step only queue work on the GPU: a
-    device-to-host synchronisation there would stall every training step."""
-    if not torch.cuda.is_available():
-        pytest.fail("no CUDA device: run the gpu tests on a machine with one")
+def test_masked_steps_do_not_wait_for_the_gpu(policy, gpu_form):
+    """Language switches (in the one-byte form the unpack, with a partial last byte here),
+    the masked forward and backward and the restore around the optimizer step only queue
+    work on the GPU: a device-to-host synchronisation there would stall every training step."""
     model = Toy().cuda()
     masker = attach_masker(model, _masks(model), optim_state_policy=policy)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -410,6 +442,7 @@ def test_masked_steps_do_not_wait_for_the_gpu(policy):
         optimizer.zero_grad()
 
     step("fr")  # the first activation moves the packed masks to the GPU (a blocking copy), Adam makes its state
+    _check_form(masker, gpu_form)
     torch.cuda.set_sync_debug_mode("error")
     try:
         for lang in ("es", "fr", "es"):
