@@ -38,14 +38,14 @@ Every prunable tensor is the weight ``W`` of an ``nn.Linear``. For language ``l`
    sees, for a regrow criterion. Without sinks nothing changes.
 
 Memory: one bit per prunable weight and language (without the passes that read bits,
-plus one byte per prunable weight for the active language); nothing weight-sized lives through the forward and
-backward (the restore buffer, 32 MiB or the largest weight with its ``frozen`` state, lives
-only during the step). Time per step, in passes over the prunable weights
-(:mod:`espnet_s3net.masks.mask_kernels`, each reading the mask in the pass): ``W ⊙ m``
-twice per layer (forward, and recomputed in the backward), the gradient masked once, and
-the restore is a copy and one select; in the one-byte form a language switch also
-unpacks one language's bits. The alternative of zeroing the weights in place for the whole step is a little
-cheaper in passes but keeps a weight-sized copy of the pruned values alive at the
+plus one byte per prunable weight for the active language); nothing weight-sized lives
+through the forward and backward (the restore buffer, 32 MiB or the largest weight with its
+``frozen`` state, lives only during the step). Time per step, in passes over the prunable
+weights (:mod:`espnet_s3net.masks.mask_kernels`, each reading the mask in the pass):
+``W ⊙ m`` twice per layer (forward, and recomputed in the backward), the gradient masked
+once, and the restore is a copy and one select; in the one-byte form a language switch
+also unpacks one language's bits. The alternative of zeroing the weights in place for the
+whole step is a little cheaper in passes but keeps a weight-sized copy of the pruned values alive at the
 activation peak.
 """
 
@@ -185,8 +185,8 @@ class LanguageMasker:
         device = self.params[0].device
         if reads_bits(device):
             if self._packed_device != device:
-                self._packed_split = {k: list(self.masks.packed_split(k, None if device.type == "cpu" else device)
-                                              .values()) for k in self.masks.languages}
+                self._packed_split = {k: list(self.masks.packed_split(k, device).values())
+                                      for k in self.masks.languages}
                 self._packed_device = device
             return self._packed_split[lang]
         packed = self._packed.get(lang)

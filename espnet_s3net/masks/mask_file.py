@@ -190,7 +190,7 @@ class SubnetMasks:
     def packed_split(self, lang: str, device: Optional[torch.device] = None) -> Dict[str, PackedMask]:
         """``{name: PackedMask}`` for ``lang``: views of the stored bits where every tensor
         starts on a whole byte, else each tensor's bits packed anew from its first byte (a
-        copy, 1/8 byte per weight). With ``device``: of one copy of the bits moved there."""
+        copy, 1/8 byte per weight). With ``device``: of the bits moved there (as they are if already there)."""
         packed = self.packed(lang) if device is None else self.packed(lang).to(device)
         starts = np.cumsum([0] + [self.shapes[n].numel() for n in self.names])
         if all(start % 8 == 0 for start in starts[:-1]):

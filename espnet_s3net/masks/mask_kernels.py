@@ -173,6 +173,14 @@ def _run(name: Optional[str], eager: Callable[[], None], *args: Union[torch.Tens
         eager()
 
 
+#: environment variable: ``0`` keeps the Triton passes off (the one-byte mask on every GPU)
+GPU_PASSES_SWITCH = "ESPNET_S3NET_GPU_MASK_PASSES"
+#: device -> the loaded Triton passes (None: unavailable there); see load_gpu_passes
+_gpu_passes = {}
+#: device -> why the Triton passes are unavailable there
+gpu_pass_errors = {}
+
+
 def load_gpu_passes(device: torch.device) -> bool:
     """Import the Triton passes and check them on ``device`` (CUDA), once per device and
     process, against the eager forms on a tensor with a partial last byte; whether they are
@@ -194,14 +202,6 @@ def load_gpu_passes(device: torch.device) -> bool:
             logging.warning(f"masked training: the Triton masking passes do not run on {device} ({e}); "
                             "using PyTorch's kernels on a one-byte copy of the active language's mask")
     return _gpu_passes[device] is not None
-
-
-#: environment variable: ``0`` keeps the Triton passes off (the one-byte mask on every GPU)
-GPU_PASSES_SWITCH = "ESPNET_S3NET_GPU_MASK_PASSES"
-#: device -> the loaded Triton passes (None: unavailable there); see load_gpu_passes
-_gpu_passes = {}
-#: device -> why the Triton passes are unavailable there
-gpu_pass_errors = {}
 
 
 def _check_gpu_passes(passes, device: torch.device) -> None:

@@ -10,12 +10,13 @@ Bytes moved per element, besides the 1/8 of the mask: the masked weight reads ``
 writes the output; the gradient mask and the restore write only the elements outside the
 mask (the restore reads only their kept values), where PyTorch's kernels on a one-byte
 mask read and write every element plus a byte of mask, after an unpack at each switch.
-Any floating dtype; the selects are
-exact (each element is one of its inputs, or zero). Called by
-:mod:`espnet_s3net.masks.mask_kernels` for CUDA tensors; importing this module needs
-``triton`` (installed with PyPI's CUDA builds of PyTorch). With ``TRITON_INTERPRET=1`` set
-before the import, the kernels run on CPU tensors in Triton's interpreter (the tests).
+Any floating dtype; the selects are exact (each element is one of its inputs, or zero).
+Called by :mod:`espnet_s3net.masks.mask_kernels` for CUDA tensors; importing this module
+needs ``triton`` (installed with PyPI's CUDA builds of PyTorch). With ``TRITON_INTERPRET=1``
+set before the import, the kernels run on CPU tensors in Triton's interpreter (the tests).
 """
+
+import contextlib
 
 import torch
 import triton
@@ -69,11 +70,10 @@ def _restore_kernel(w_ptr, kept_ptr, bits_ptr, n, BYTES: tl.constexpr):
 
 
 def _launch(kernel, *tensors: torch.Tensor, n: int) -> None:
-    """``kernel`` over ``n`` elements on the tensors' device (on its current stream)."""
-    if tensors[0].device.type == "cuda":
-        with torch.cuda.device(tensors[0].device):
-            kernel[(triton.cdiv(n, 8 * BYTES),)](*tensors, n, BYTES=BYTES)
-    else:  # Triton's interpreter (TRITON_INTERPRET=1)
+    """``kernel`` over ``n`` elements on the tensors' device (on its current stream; CPU
+    tensors: Triton's interpreter, ``TRITON_INTERPRET=1``)."""
+    device = tensors[0].device
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
         kernel[(triton.cdiv(n, 8 * BYTES),)](*tensors, n, BYTES=BYTES)
 
 
